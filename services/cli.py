@@ -1,0 +1,209 @@
+"""The ``jiesu`` command: every role (services, relay, migrations) and tool in one place."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from services.registry import SERVICES, ServiceSpec
+from shared.bus.embedded import EmbeddedBus
+from shared.bus.factory import create_bus
+from shared.db import create_engine
+from shared.migrate import upgrade
+from shared.relay import OutboxRelay
+
+log = logging.getLogger("jiesu")
+
+
+def say(message: str) -> None:
+    """Progress for the person at the terminal."""
+    print(f"jiesu: {message}", file=sys.stderr, flush=True)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the command, so several can share one process."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _embedded_overrides(var: Path) -> dict[str, dict[str, Any]]:
+    var = var.resolve()
+    return {
+        name: {
+            "database_url": f"sqlite+aiosqlite:///{var / f'{name}.db'}",
+            "bus": "embedded",
+            "embedded_bus_url": f"sqlite+aiosqlite:///{var / 'bus.db'}",
+            "relay": True,
+            "consumers": True,
+        }
+        for name in SERVICES
+    }
+
+
+def migrate(spec: ServiceSpec, database_url: str) -> None:
+    """Bring one service's database to the newest schema."""
+    say(f"migrating {spec.name} database")
+    upgrade(script_location=spec.migrations, database_url=database_url)
+
+
+async def _serve_all(servers: list[_Server]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        say("stopping")
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Embedded mode: all three services in one process, SQLite under var/, the embedded bus."""
+    var = Path(args.var)
+    var.mkdir(parents=True, exist_ok=True)
+    overrides = _embedded_overrides(var)
+    data_dir = var.resolve()
+    ports = dict(zip(SERVICES, args.ports, strict=True))
+    settings = {name: spec.make_settings(**overrides[name]) for name, spec in SERVICES.items()}
+    for name, spec in SERVICES.items():
+        migrate(spec, settings[name].database_url)
+
+    async def run() -> None:
+        bus = EmbeddedBus(create_engine(overrides["intake"]["embedded_bus_url"], pool_size=5))
+        await bus.start()
+        servers = []
+        for name, spec in SERVICES.items():
+            app = spec.create_app(settings[name], bus=bus)
+            config = uvicorn.Config(
+                app, host=args.host, port=ports[name], log_level=args.log_level, access_log=False
+            )
+            servers.append(_Server(config))
+            say(f"{name} on http://{args.host}:{ports[name]}  (docs: /docs, OpenAPI: /openapi.json)")
+        say(f"embedded mode: data in {data_dir}; Ctrl-C stops")
+        try:
+            await _serve_all(servers)
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """One service, as configured by its environment (distributed mode)."""
+    spec = SERVICES[args.service]
+    settings = spec.make_settings()
+    if args.migrate:
+        migrate(spec, settings.database_url)
+    app = spec.create_app(settings)
+    say(f"{spec.name} on http://{args.host}:{args.port or spec.port} (bus: {settings.bus})")
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port or spec.port, log_level=args.log_level, access_log=False
+    )
+    asyncio.run(_serve_all([_Server(config)]))
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    """The outbox relay of one service, on its own."""
+    spec = SERVICES[args.service]
+    settings = spec.make_settings()
+    from importlib import import_module
+
+    tables = import_module(f"services.{spec.name}.models").messaging
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        engine = create_engine(settings.database_url, pool_size=2)
+        bus = create_bus(settings, client_id=f"jiesu-{spec.name}-relay")
+        await bus.start()
+        relay = OutboxRelay(
+            engine=engine,
+            tables=tables,
+            bus=bus,
+            name=spec.name,
+            namespace=settings.topic_namespace,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        say(f"relay for {spec.name}: outbox -> {settings.bus}")
+        try:
+            await relay.run(stop)
+        finally:
+            say(f"relay for {spec.name} stopped after publishing {relay.published} events")
+            await bus.close()
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply migrations to one service's database, or all three."""
+    names = list(SERVICES) if args.service == "all" else [args.service]
+    for name in names:
+        spec = SERVICES[name]
+        migrate(spec, spec.make_settings().database_url)
+    say("migrations applied")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    top = argparse.ArgumentParser(prog="jiesu", description="jiesu call-and-respond dispatch (接诉即办)")
+    top.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run all three services on one machine (SQLite, embedded bus)")
+    up.add_argument("--var", default="var", help="folder for the databases (default: ./var)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument(
+        "--ports", type=int, nargs=3, default=[8001, 8002, 8003], metavar=("INTAKE", "DISPATCH", "EVALUATION")
+    )
+    up.set_defaults(run=cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service (configured by JIESU_<SERVICE>_* variables)")
+    serve.add_argument("service", choices=list(SERVICES))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.set_defaults(run=cmd_serve)
+
+    relay = sub.add_parser("relay", help="run one service's outbox relay")
+    relay.add_argument("service", choices=list(SERVICES))
+    relay.set_defaults(run=cmd_relay)
+
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("service", choices=[*SERVICES, "all"])
+    mig.set_defaults(run=cmd_migrate)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jiesu`` console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

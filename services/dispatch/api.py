@@ -1,0 +1,236 @@
+"""Dispatch routes: cases, the unit's actions, triage and the guide."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch import service, trail
+from services.dispatch.context import DispatchContext
+from services.dispatch.models import Case, CaseEntry
+from services.dispatch.schemas import (
+    CasePage,
+    CaseRead,
+    CompleteCreate,
+    JudgeCreate,
+    ProgressCreate,
+    ReturnCreate,
+    SignCreate,
+    Territory,
+    Timeline,
+    TrailEntry,
+)
+from services.dispatch.states import STATUSES
+from shared.app import db_session, runtime_of
+
+router = APIRouter(prefix="/v1", tags=["cases"])
+Session = Annotated[AsyncSession, Depends(db_session)]
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the case's status forbids the action; the body names the current status"}
+}
+
+
+def context_of(request: Request) -> DispatchContext:
+    """The guide, jurisdiction and judge of this process."""
+    ctx: DispatchContext = request.app.state.dispatch
+    return ctx
+
+
+def _entry(entry: CaseEntry) -> TrailEntry:
+    return TrailEntry(
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        from_status=entry.from_status,
+        to_status=entry.to_status,
+        detail=entry.detail,
+        hash=entry.hash,
+    )
+
+
+def to_read(case: Case, ctx: DispatchContext, entries: list[CaseEntry] | None = None) -> CaseRead:
+    """The API view of a case."""
+    kind = ctx.guide.kind_by_code.get(case.kind_code or "")
+    return CaseRead(
+        id=case.id,
+        case_number=case.case_number,
+        source=case.source,
+        status=case.status,
+        content=case.content,
+        subject=case.subject,
+        address=case.address,
+        urgency=case.urgency,
+        domain_code=case.domain_code,
+        category_code=case.category_code,
+        kind_code=case.kind_code,
+        kind_name=kind.name if kind else None,
+        confidence=case.confidence,
+        decision=case.decision,
+        judge_method=case.judge_method,
+        judge_reasons=case.judge_reasons,
+        territory=Territory(**case.territory) if case.territory else None,
+        primary_unit=case.primary_unit,
+        cooperating_units=case.cooperating_units,
+        transfer_to=case.transfer_to,
+        sign_deadline=case.sign_deadline,
+        complete_deadline=case.complete_deadline,
+        deadline_basis=case.deadline_basis,
+        reopen_count=case.reopen_count,
+        result=case.result,
+        reporter_phone=case.reporter_phone_masked,
+        received_at=case.received_at,
+        updated_at=case.updated_at,
+        timeline=[_entry(e) for e in entries or []],
+    )
+
+
+@router.get("/cases", response_model=CasePage)
+async def list_cases(
+    request: Request,
+    session: Session,
+    status: Annotated[list[str], Query(description="one or more statuses")] = [],  # noqa: B006
+    unit: Annotated[str | None, Query(max_length=64, description="primary unit code")] = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    street: Annotated[str | None, Query(max_length=32, description="street/town code")] = None,
+    source: Annotated[str | None, Query(pattern="^(hotline|grid|town)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CasePage:
+    """Cases with filters, newest first."""
+    unknown = [s for s in status if s not in STATUSES]
+    if unknown:
+        from shared.problems import Problem
+
+        raise Problem(
+            f"unknown status {', '.join(unknown)}; known: {', '.join(sorted(STATUSES))}", field="status"
+        )
+    async with session.begin():
+        rows, total = await service.list_cases(
+            session,
+            status=status,
+            unit=unit,
+            kind=kind,
+            street=street,
+            source=source,
+            limit=limit,
+            offset=offset,
+        )
+    ctx = context_of(request)
+    return CasePage(items=[to_read(c, ctx) for c in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/triage", response_model=CasePage)
+async def triage_queue(
+    request: Request,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CasePage:
+    """Cases waiting for a person: doubtful judgements and returned cases."""
+    async with session.begin():
+        rows, total = await service.list_cases(
+            session,
+            status=["triage", "returned"],
+            unit=None,
+            kind=None,
+            street=None,
+            source=None,
+            limit=limit,
+            offset=offset,
+        )
+    ctx = context_of(request)
+    return CasePage(items=[to_read(c, ctx) for c in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/cases/{case_id}", response_model=CaseRead)
+async def read_case(case_id: str, request: Request, session: Session) -> CaseRead:
+    """A case with its timeline; the id or the case number."""
+    async with session.begin():
+        case = await service.get_case(session, case_id)
+        entries = await trail.entries_of(session, case.id)
+    return to_read(case, context_of(request), entries)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=Timeline)
+async def read_timeline(case_id: str, session: Session) -> Timeline:
+    """The case's trail (留痕) and a verification of its hash chain."""
+    async with session.begin():
+        case = await service.get_case(session, case_id)
+        entries = await trail.entries_of(session, case.id)
+    ok, broken = trail.verify(entries)
+    return Timeline(
+        case_id=case.id, entries=[_entry(e) for e in entries], verified=ok, first_broken_seq=broken
+    )
+
+
+async def _act(request: Request, session: AsyncSession, case_id: str, action: str, body: Any) -> CaseRead:
+    detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
+    async with session.begin():
+        case = await service.unit_action(
+            session, case_id, action=action, unit_code=body.unit_code, detail=detail
+        )
+        entries = await trail.entries_of(session, case.id)
+    runtime_of(request).outbox_written()
+    return to_read(case, context_of(request), entries)
+
+
+@router.post("/cases/{case_id}/sign", response_model=CaseRead, responses=CONFLICT)
+async def sign(case_id: str, body: SignCreate, request: Request, session: Session) -> CaseRead:
+    """签收: the primary unit takes the case."""
+    return await _act(request, session, case_id, "sign", body)
+
+
+@router.post("/cases/{case_id}/progress", response_model=CaseRead, responses=CONFLICT)
+async def progress(case_id: str, body: ProgressCreate, request: Request, session: Session) -> CaseRead:
+    """A progress note; the case is then in progress."""
+    return await _act(request, session, case_id, "progress", body)
+
+
+@router.post("/cases/{case_id}/return", response_model=CaseRead, responses=CONFLICT)
+async def return_case(case_id: str, body: ReturnCreate, request: Request, session: Session) -> CaseRead:
+    """退单: the unit says the case is not its own; it goes back to the centre with the reason."""
+    return await _act(request, session, case_id, "return", body)
+
+
+@router.post("/cases/{case_id}/complete", response_model=CaseRead, responses=CONFLICT)
+async def complete(case_id: str, body: CompleteCreate, request: Request, session: Session) -> CaseRead:
+    """办结: the unit reports the result and its reply to the citizen."""
+    return await _act(request, session, case_id, "complete", body)
+
+
+@router.post("/cases/{case_id}/judge", response_model=CaseRead, responses=CONFLICT)
+async def judge(case_id: str, body: JudgeCreate, request: Request, session: Session) -> CaseRead:
+    """A person decides a case in triage (or returned) and it is dispatched."""
+    ctx = context_of(request)
+    async with session.begin():
+        case = await service.manual_judge(
+            session, ctx, case_id, kind_code=body.kind_code, primary_unit=body.primary_unit, actor=body.actor
+        )
+        entries = await trail.entries_of(session, case.id)
+    runtime_of(request).outbox_written()
+    return to_read(case, ctx, entries)
+
+
+guide_router = APIRouter(prefix="/v1", tags=["guide"])
+
+
+@guide_router.get("/guide")
+async def read_guide(request: Request) -> dict[str, Any]:
+    """The dispatch guide in force: domains, categories with their kinds, units, version."""
+    guide = context_of(request).guide
+    kinds_by_category: dict[str, list[dict[str, Any]]] = {}
+    for kind in guide.kinds:
+        kinds_by_category.setdefault(kind.category, []).append(kind.model_dump())
+    return {
+        "version": guide.version,
+        "name": guide.name,
+        "domains": [d.model_dump() for d in guide.domains],
+        "categories": [
+            c.model_dump() | {"kinds": kinds_by_category.get(c.code, [])} for c in guide.categories
+        ],
+        "units": [u.model_dump() for u in guide.units],
+        "counts": {"categories": len(guide.categories), "kinds": len(guide.kinds), "units": len(guide.units)},
+    }

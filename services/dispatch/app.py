@@ -1,0 +1,43 @@
+"""The dispatch service (判 judge, 办 handle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.dispatch.api import guide_router, router
+from services.dispatch.consumers import consumer_specs
+from services.dispatch.context import DispatchContext
+from services.dispatch.models import messaging
+from services.dispatch.settings import DispatchSettings
+from shared.app import build_app
+from shared.bus.base import Bus
+from shared.runtime import ServiceRuntime
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(
+    settings: DispatchSettings | None = None, *, bus: Bus | None = None, migrate_on_start: bool = False
+) -> FastAPI:
+    """Build the dispatch app; the guide and jurisdiction are loaded and validated here."""
+    settings = settings or DispatchSettings()
+    ctx = DispatchContext.load(settings)
+
+    def remember(app: FastAPI, _runtime: ServiceRuntime) -> None:
+        app.state.dispatch = ctx
+
+    return build_app(
+        name="dispatch",
+        title="jiesu dispatch",
+        description="Judges reports by the dispatch guide, routes them to units, tracks handling (判、办).",
+        settings=settings,
+        tables=messaging,
+        consumer_specs=lambda namespace: consumer_specs(namespace, ctx),
+        routers=[router, guide_router],
+        migrations=MIGRATIONS,
+        bus=bus,
+        migrate_on_start=migrate_on_start,
+        on_start=remember,
+    )

@@ -1,0 +1,137 @@
+"""Judging (判): emergencies, a trusted code from the source, and a text classifier over the guide."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.guide import Guide, Kind
+
+Decision = Literal["dispatch", "triage", "transfer"]
+_CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z0-9]+")
+
+
+def features(text: str) -> Counter[str]:
+    """Character unigrams and bigrams of Chinese text (words for Latin letters and digits)."""
+    tokens = _CJK_OR_WORD.findall(text.lower())
+    grams = Counter(tokens)
+    grams.update(a + b for a, b in itertools.pairwise(tokens))
+    return grams
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the judge step decided, with its confidence and why."""
+
+    kind: Kind | None
+    confidence: float
+    decision: Decision
+    method: str
+    reasons: tuple[str, ...]
+    transfer_to: str | None = None
+
+
+class GuideClassifier:
+    """TF-IDF centroids of each kind's name, keywords and example phrasings; cosine similarity."""
+
+    def __init__(self, guide: Guide) -> None:
+        self.guide = guide
+        docs = {
+            k.code: features(" ".join([k.name, k.description, *k.keywords, *k.keywords, *k.examples]))
+            for k in guide.kinds
+        }
+        df: Counter[str] = Counter()
+        for grams in docs.values():
+            df.update(grams.keys())
+        n = len(docs)
+        self.idf = {g: math.log((1 + n) / (1 + c)) + 1 for g, c in df.items()}
+        self.centroids = {code: self._vector(grams) for code, grams in docs.items()}
+
+    def _vector(self, grams: Counter[str]) -> dict[str, float]:
+        vec = {g: (1 + math.log(c)) * self.idf.get(g, 0.0) for g, c in grams.items() if g in self.idf}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {g: v / norm for g, v in vec.items()}
+
+    def rank(self, text: str) -> list[tuple[str, float]]:
+        """Kinds by similarity to the text, best first."""
+        vec = self._vector(features(text))
+        scores = [
+            (code, sum(weight * centroid.get(g, 0.0) for g, weight in vec.items()))
+            for code, centroid in self.centroids.items()
+        ]
+        return sorted(scores, key=lambda pair: pair[1], reverse=True)
+
+    def predict(self, text: str) -> tuple[Kind, float]:
+        """The best kind and a confidence in [0, 1] (softmax over similarities)."""
+        ranked = self.rank(text)
+        top = ranked[0][1]
+        weights = [math.exp(12 * (score - top)) for _, score in ranked]
+        confidence = weights[0] / sum(weights) if top > 0 else 0.0
+        return self.guide.kind_by_code[ranked[0][0]], confidence
+
+
+class Judge:
+    """The judge pipeline for one guide."""
+
+    def __init__(self, guide: Guide, *, threshold: float) -> None:
+        self.guide = guide
+        self.threshold = threshold
+        self.classifier = GuideClassifier(guide)
+        self._emergencies = [k for k in guide.kinds if k.transfer_to]
+
+    def judge(self, *, text: str, kind_code: str | None, source: str) -> Judgement:
+        """Decide kind and what to do with the report."""
+        for kind in self._emergencies:
+            hit = next((kw for kw in kind.keywords if kw in text), None)
+            if hit:
+                return Judgement(
+                    kind=kind,
+                    confidence=1.0,
+                    decision="transfer",
+                    method="emergency-keyword",
+                    reasons=(f"emergency keyword {hit!r}: transfer to {kind.transfer_to}",),
+                    transfer_to=kind.transfer_to,
+                )
+        predicted, confidence = self.classifier.predict(text)
+        if kind_code:
+            trusted = self.guide.kind_by_code.get(kind_code)
+            if trusted is None:
+                reason = f"{source} sent unknown kind code {kind_code}"
+            elif trusted.code == predicted.code or trusted.category == predicted.category or confidence < 0.9:
+                return Judgement(
+                    kind=trusted,
+                    confidence=max(confidence, 0.9) if trusted.code == predicted.code else 0.9,
+                    decision="dispatch",
+                    method="source-code",
+                    reasons=(f"kind {kind_code} given by the {source} and consistent with the text",),
+                )
+            else:
+                reason = (
+                    f"{source} picked {kind_code} but the text reads as {predicted.code} ({confidence:.2f})"
+                )
+            return Judgement(
+                kind=predicted,
+                confidence=confidence,
+                decision="triage",
+                method="source-code",
+                reasons=(reason,),
+            )
+        if confidence < self.threshold:
+            return Judgement(
+                kind=predicted,
+                confidence=confidence,
+                decision="triage",
+                method="classifier",
+                reasons=(f"confidence {confidence:.2f} below threshold {self.threshold:.2f}",),
+            )
+        return Judgement(
+            kind=predicted,
+            confidence=confidence,
+            decision="dispatch",
+            method="classifier",
+            reasons=(f"classified as {predicted.code} {predicted.name} ({confidence:.2f})",),
+        )

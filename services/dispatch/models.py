@@ -1,0 +1,76 @@
+"""Dispatch tables: cases and their hash-chained trail (留痕), plus the messaging outbox and inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import BigIntKey, UTCDateTime
+from shared.outbox import define_messaging_tables
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the dispatch database."""
+
+
+class Case(Base):
+    """A case: one report as judged, routed and handled."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_number: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    grid_code: Mapped[str | None] = mapped_column(String(64))
+    reporter_phone_masked: Mapped[str | None] = mapped_column(String(32))
+    requested_departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    urgency: Mapped[str] = mapped_column(String(16))
+    domain_code: Mapped[str | None] = mapped_column(String(64))
+    category_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(16))
+    judge_method: Mapped[str | None] = mapped_column(String(32))
+    judge_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    territory: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    street_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    primary_unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    cooperating_units: Mapped[list[str]] = mapped_column(JSON, default=list)
+    transfer_to: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    sign_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    complete_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline_basis: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class CaseEntry(Base):
+    """One entry of a case's trail; each entry's hash covers the previous one."""
+
+    __tablename__ = "case_trail"
+    __table_args__ = (Index("ix_case_trail_case_seq", "case_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+messaging = define_messaging_tables(Base.metadata)

@@ -1,0 +1,464 @@
+"""Judging, routing and handling cases (判、办); service functions never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch import states, trail
+from services.dispatch.context import DispatchContext
+from services.dispatch.judge import Judgement
+from services.dispatch.models import Case, messaging
+from services.dispatch.workdays import add_hours, add_working_days
+from shared import topics
+from shared.events import CloudEvent, utcnow
+from shared.guide import Kind
+from shared.jurisdiction import Placement
+from shared.outbox import add_event
+from shared.problems import Conflict, Forbidden, NotFound, Problem
+
+SOURCE = "/jiesu/dispatch"
+URGENCY_ORDER = ("normal", "urgent", "emergency")
+SYSTEM = "system:judge"
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Mask a phone number as 138****1234 before it leaves for units."""
+    if not phone:
+        return None
+    digits = phone.replace(" ", "").replace("-", "")
+    return "*" * len(digits) if len(digits) <= 7 else f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """What every case event carries."""
+    return {
+        "case_id": case.id,
+        "case_number": case.case_number,
+        "status": case.status,
+        "source": case.source,
+        "kind_code": case.kind_code,
+        "category_code": case.category_code,
+        "domain_code": case.domain_code,
+        "primary_unit": case.primary_unit,
+        "cooperating_units": case.cooperating_units,
+        "territory": case.territory,
+        "urgency": case.urgency,
+        "reopen_count": case.reopen_count,
+    }
+
+
+async def _emit(session: AsyncSession, case: Case, event_type: str, at: datetime, **extra: Any) -> None:
+    await add_event(
+        session,
+        messaging,
+        topic=topics.CASES,
+        aggregatetype="case",
+        aggregateid=case.id,
+        event=CloudEvent(
+            type=event_type, source=SOURCE, subject=case.id, time=at, data=case_summary(case) | extra
+        ),
+    )
+
+
+async def _assign(session: AsyncSession, case: Case, at: datetime, *, reason: str) -> None:
+    """Put the work on each unit's topic: the primary unit and every cooperating unit."""
+    assert case.primary_unit is not None
+    roles = [(case.primary_unit, "primary")] + [(u, "cooperating") for u in case.cooperating_units]
+    for unit, role in roles:
+        await add_event(
+            session,
+            messaging,
+            topic=topics.unit_topic(unit),
+            aggregatetype="case",
+            aggregateid=case.id,
+            event=CloudEvent(
+                type=topics.ASSIGNMENT_CREATED,
+                source=SOURCE,
+                subject=case.id,
+                time=at,
+                data=case_summary(case)
+                | {
+                    "unit_code": unit,
+                    "role": role,
+                    "reason": reason,
+                    "content": case.content,
+                    "subject": case.subject,
+                    "address": case.address,
+                    "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None,
+                    "reporter_phone": case.reporter_phone_masked,
+                    "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
+                    "complete_deadline": case.complete_deadline.isoformat()
+                    if case.complete_deadline
+                    else None,
+                },
+            ),
+        )
+
+
+async def _move(
+    session: AsyncSession,
+    case: Case,
+    action: str,
+    *,
+    actor: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Apply one transition of the state machine and record it in the trail."""
+    before = case.status
+    case.status = states.next_status(action, before)
+    case.updated_at = at
+    await trail.append(
+        session,
+        case_id=case.id,
+        at=at,
+        actor=actor,
+        action=action,
+        from_status=before,
+        to_status=case.status,
+        detail=detail,
+    )
+
+
+def _urgency(kind: Kind, requested: str | None) -> str:
+    levels = [kind.urgency] + ([requested] if requested in URGENCY_ORDER else [])
+    return max(levels, key=URGENCY_ORDER.index)
+
+
+def _route(ctx: DispatchContext, case: Case, kind: Kind, placement: Placement | None) -> list[str]:
+    """Set primary and cooperating units and deadlines; return reasons the case cannot be routed."""
+    primary: str | None = kind.primary.unit
+    if primary is None:
+        assert kind.primary.territory is not None
+        primary = ctx.jurisdiction.unit_for(placement, kind.primary.territory) if placement else None
+        if primary is None:
+            return [
+                f"kind {kind.code} is handled by the territory ({kind.primary.territory}), "
+                "but the report is not placed"
+            ]
+    known = ctx.guide.unit_by_code
+    cooperating = [u for u in [*kind.cooperating, *case.requested_departments] if u in known and u != primary]
+    case.primary_unit = primary
+    case.cooperating_units = list(dict.fromkeys(cooperating))
+    limits = kind.time_limits.get(case.urgency) or kind.time_limits[kind.urgency]  # type: ignore[call-overload]
+    now = case.updated_at
+    sign = add_hours(now, limits.sign_hours, tz=ctx.tz)
+    complete = add_working_days(now, limits.complete_working_days, tz=ctx.tz)
+    case.sign_deadline = sign.due
+    case.complete_deadline = complete.due
+    case.deadline_basis = {"sign": sign.basis, "complete": complete.basis}
+    return []
+
+
+def _apply_kind(ctx: DispatchContext, case: Case, kind: Kind) -> None:
+    case.kind_code = kind.code
+    case.category_code = kind.category
+    case.domain_code = ctx.guide.domain_of(kind)
+
+
+async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict[str, Any]) -> Case | None:
+    """Open a case for a received report, judge it and dispatch, triage or transfer it."""
+    if await session.get(Case, report["id"]) is not None:
+        return None
+    now = utcnow()
+    location = report.get("location") or {}
+    reporter = report.get("reporter") or {}
+    case = Case(
+        id=report["id"],
+        case_number=report["case_number"],
+        source=report["source"],
+        content=report["content"],
+        subject=report.get("subject"),
+        address=report.get("address"),
+        lat=location.get("lat"),
+        lon=location.get("lon"),
+        grid_code=report.get("grid_code"),
+        reporter_phone_masked=mask_phone(reporter.get("phone")),
+        requested_departments=list(report.get("requested_departments") or []),
+        urgency=report.get("urgency") or "normal",
+        decision="pending",
+        status="received",
+        received_at=datetime.fromisoformat(report["received_at"]),
+        updated_at=now,
+        judge_reasons=[],
+        cooperating_units=[],
+        deadline_basis={},
+        reopen_count=0,
+    )
+    session.add(case)
+    await session.flush()
+    await trail.append(
+        session,
+        case_id=case.id,
+        at=now,
+        actor=f"source:{case.source}",
+        action="receive",
+        from_status=None,
+        to_status="received",
+        detail={"case_number": case.case_number},
+    )
+    text = " ".join(part for part in (case.subject, case.content) if part)
+    judgement = ctx.judge.judge(text=text, kind_code=report.get("kind_code"), source=case.source)
+    placement, place_reasons = ctx.jurisdiction.locate(
+        grid_code=case.grid_code, lon=case.lon, lat=case.lat, address=case.address or case.content
+    )
+    await _record_judgement(session, ctx, case, judgement, placement, place_reasons, actor=SYSTEM, at=now)
+    return case
+
+
+async def _record_judgement(
+    session: AsyncSession,
+    ctx: DispatchContext,
+    case: Case,
+    judgement: Judgement,
+    placement: Placement | None,
+    place_reasons: list[str],
+    *,
+    actor: str,
+    at: datetime,
+) -> None:
+    if judgement.kind is not None:
+        _apply_kind(ctx, case, judgement.kind)
+        case.urgency = _urgency(judgement.kind, case.urgency)
+    case.confidence = round(judgement.confidence, 4)
+    case.judge_method = judgement.method
+    case.territory = (
+        {"codes": placement.codes, "names": placement.names, "method": placement.method}
+        if placement
+        else None
+    )
+    case.street_code = placement.street if placement else None
+    reasons = list(judgement.reasons) + [f"placement: {r}" for r in place_reasons]
+    case.updated_at = at
+    await _move(
+        session,
+        case,
+        "judge",
+        actor=actor,
+        at=at,
+        detail={
+            "kind_code": case.kind_code,
+            "confidence": case.confidence,
+            "method": judgement.method,
+            "reasons": reasons,
+        },
+    )
+    if judgement.decision == "transfer":
+        case.decision = "transfer"
+        case.transfer_to = judgement.transfer_to
+        case.judge_reasons = reasons
+        await _emit(session, case, topics.CASE_JUDGED, at, decision="transfer", reasons=reasons)
+        await _move(session, case, "transfer", actor=actor, at=at, detail={"to": judgement.transfer_to})
+        await _emit(
+            session, case, topics.CASE_TRANSFERRED, at, transfer_to=judgement.transfer_to, emergency=True
+        )
+        return
+    if judgement.decision == "dispatch" and judgement.kind is not None:
+        reasons += _route(ctx, case, judgement.kind, placement)
+        if case.primary_unit is not None:
+            await _dispatch(session, case, actor=actor, at=at, reasons=reasons)
+            return
+    case.decision = "triage"
+    case.judge_reasons = reasons
+    await _emit(session, case, topics.CASE_JUDGED, at, decision="triage", reasons=reasons)
+    await _move(session, case, "triage", actor=actor, at=at, detail={"reasons": reasons})
+
+
+async def _dispatch(
+    session: AsyncSession, case: Case, *, actor: str, at: datetime, reasons: list[str]
+) -> None:
+    case.decision = "dispatch"
+    case.judge_reasons = reasons
+    if case.status == "judged":
+        await _emit(session, case, topics.CASE_JUDGED, at, decision="dispatch", reasons=reasons)
+    await _move(
+        session,
+        case,
+        "dispatch",
+        actor=actor,
+        at=at,
+        detail={
+            "primary_unit": case.primary_unit,
+            "cooperating_units": case.cooperating_units,
+            "deadlines": case.deadline_basis,
+        },
+    )
+    await _emit(session, case, topics.CASE_DISPATCHED, at, **deadlines(case))
+    await _assign(session, case, at, reason="dispatched")
+
+
+def deadlines(case: Case) -> dict[str, Any]:
+    """Deadlines as event fields."""
+    return {
+        "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
+        "complete_deadline": case.complete_deadline.isoformat() if case.complete_deadline else None,
+        "deadline_basis": case.deadline_basis,
+    }
+
+
+async def lock_case(session: AsyncSession, case_id: str) -> Case:
+    """Load a case for change, locking its row where the database can."""
+    case = (
+        await session.execute(select(Case).where(Case.id == case_id).with_for_update())
+    ).scalar_one_or_none()
+    if case is None:
+        raise NotFound(f"no case {case_id}", field="id")
+    return case
+
+
+def _check_unit(case: Case, unit_code: str) -> None:
+    if case.primary_unit != unit_code:
+        raise Forbidden(
+            f"case {case.case_number} is assigned to {case.primary_unit}, not to {unit_code}",
+            field="unit_code",
+        )
+
+
+async def unit_action(
+    session: AsyncSession, case_id: str, *, action: str, unit_code: str, detail: dict[str, Any]
+) -> Case:
+    """A unit signs for (签收), progresses, returns (退单) or completes (办结) its case."""
+    case = await lock_case(session, case_id)
+    _check_unit(case, unit_code)
+    now = utcnow()
+    await _move(session, case, action, actor=f"unit:{unit_code}", at=now, detail=detail)
+    extra: dict[str, Any] = {"unit_code": unit_code, **detail}
+    if action == "sign":
+        on_time = case.sign_deadline is None or now <= case.sign_deadline
+        extra |= {
+            "on_time": on_time,
+            "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
+        }
+    elif action == "complete":
+        on_time = case.complete_deadline is None or now <= case.complete_deadline
+        case.result = detail
+        extra |= {"on_time": on_time}
+    event_type = {
+        "sign": topics.CASE_SIGNED,
+        "progress": topics.CASE_PROGRESSED,
+        "return": topics.CASE_RETURNED,
+        "complete": topics.CASE_COMPLETED,
+    }[action]
+    await _emit(session, case, event_type, now, **extra)
+    return case
+
+
+async def manual_judge(
+    session: AsyncSession,
+    ctx: DispatchContext,
+    case_id: str,
+    *,
+    kind_code: str,
+    primary_unit: str | None,
+    actor: str,
+) -> Case:
+    """A person at the centre decides a case waiting in triage or returned by a unit."""
+    case = await lock_case(session, case_id)
+    if case.status not in ("triage", "returned"):
+        raise Conflict(
+            f"case {case.case_number} is {case.status}, not waiting for a person", current_status=case.status
+        )
+    kind = ctx.guide.kind_by_code.get(kind_code)
+    if kind is None:
+        raise Problem(f"unknown kind {kind_code}", field="kind_code")
+    if primary_unit is not None and primary_unit not in ctx.guide.unit_by_code:
+        raise Problem(f"unknown unit {primary_unit}", field="primary_unit")
+    now = utcnow()
+    previous_unit = case.primary_unit
+    _apply_kind(ctx, case, kind)
+    case.updated_at = now
+    placement = (
+        ctx.jurisdiction.by_grid_code(case.territory["codes"]["grid"])
+        if case.territory and "grid" in case.territory["codes"]
+        else None
+    )
+    if placement is None and case.territory:
+        placement = Placement(
+            codes=case.territory["codes"], names=case.territory["names"], method=case.territory["method"]
+        )
+    problems = _route(ctx, case, kind, placement)
+    if primary_unit is not None:
+        case.primary_unit = primary_unit
+        case.cooperating_units = [u for u in case.cooperating_units if u != primary_unit]
+    elif problems:
+        raise Problem("; ".join(problems) + "; name primary_unit", field="primary_unit")
+    reasons = [f"judged by {actor}: {kind.code} {kind.name}"]
+    if previous_unit and previous_unit != case.primary_unit:
+        reasons.append(f"re-routed from {previous_unit}")
+    case.confidence = 1.0
+    case.judge_method = "person"
+    await _dispatch(session, case, actor=actor, at=now, reasons=reasons)
+    return case
+
+
+async def apply_verdict(session: AsyncSession, data: dict[str, Any], at: datetime) -> Case | None:
+    """Evaluation's verdict on a completed case: close it, or reopen it to the same unit (重办)."""
+    case = await session.get(Case, data["case_id"])
+    if case is None or case.status != "completed":
+        return None
+    verdict = data["verdict"]
+    if verdict == "closed":
+        await _move(
+            session,
+            case,
+            "close",
+            actor="system:evaluation",
+            at=at,
+            detail={"feedback": data.get("feedback")},
+        )
+        await _emit(session, case, topics.CASE_CLOSED, at, feedback=data.get("feedback"))
+    else:
+        case.reopen_count += 1
+        await _move(
+            session,
+            case,
+            "reopen",
+            actor="system:evaluation",
+            at=at,
+            detail={"feedback": data.get("feedback")},
+        )
+        await _emit(session, case, topics.CASE_REOPENED, at, feedback=data.get("feedback"))
+        await _assign(session, case, at, reason="reopened")
+    return case
+
+
+async def get_case(session: AsyncSession, case_id: str) -> Case:
+    """A case by id or case number, or 404."""
+    case = (
+        await session.execute(select(Case).where((Case.id == case_id) | (Case.case_number == case_id)))
+    ).scalar_one_or_none()
+    if case is None:
+        raise NotFound(f"no case {case_id}", field="id")
+    return case
+
+
+async def list_cases(
+    session: AsyncSession,
+    *,
+    status: list[str],
+    unit: str | None,
+    kind: str | None,
+    street: str | None,
+    source: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Case], int]:
+    """Cases matching the filters, newest first, and how many match in all."""
+    query = select(Case)
+    if status:
+        query = query.where(Case.status.in_(status))
+    if unit:
+        query = query.where(Case.primary_unit == unit)
+    if kind:
+        query = query.where(Case.kind_code == kind)
+    if street:
+        query = query.where(Case.street_code == street)
+    if source:
+        query = query.where(Case.source == source)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = await session.execute(query.order_by(Case.received_at.desc(), Case.id).limit(limit).offset(offset))
+    return list(rows.scalars()), int(total)

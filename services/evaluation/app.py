@@ -1,0 +1,37 @@
+"""The evaluation service (评 evaluate, 用 use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+
+from services.evaluation.api import router
+from services.evaluation.consumers import consumer_specs
+from services.evaluation.models import messaging
+from services.evaluation.settings import EvaluationSettings
+from shared.app import build_app
+from shared.bus.base import Bus
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(
+    settings: EvaluationSettings | None = None, *, bus: Bus | None = None, migrate_on_start: bool = False
+) -> FastAPI:
+    """Build the evaluation app."""
+    settings = settings or EvaluationSettings()
+    tz = ZoneInfo(settings.timezone)
+    return build_app(
+        name="evaluation",
+        title="jiesu evaluation",
+        description="Call-backs, the three rates and hot spots (评、用).",
+        settings=settings,
+        tables=messaging,
+        consumer_specs=lambda namespace: consumer_specs(namespace, tz),
+        routers=[router],
+        migrations=MIGRATIONS,
+        bus=bus,
+        migrate_on_start=migrate_on_start,
+    )

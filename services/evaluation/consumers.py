@@ -1,0 +1,53 @@
+"""Evaluation follows the case topic: judged, dispatched, signed, completed, closed and reopened cases."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.evaluation import service
+from shared import topics
+from shared.consumer import ConsumerSpec, Handler
+from shared.events import CloudEvent
+
+
+def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
+    """What evaluation consumes."""
+
+    async def judged(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_judged(session, event.data, event.time)
+
+    async def dispatched(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_dispatched(session, event.data, event.time, tz)
+
+    async def signed(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_signed(session, event.data, event.time)
+
+    async def completed(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_completed(session, event.data, event.time)
+
+    async def reopened(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_reopened(session, event.data)
+
+    async def status(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_status(session, event.data)
+
+    handlers: dict[str, Handler] = {
+        topics.CASE_JUDGED: judged,
+        topics.CASE_DISPATCHED: dispatched,
+        topics.CASE_SIGNED: signed,
+        topics.CASE_COMPLETED: completed,
+        topics.CASE_REOPENED: reopened,
+        topics.CASE_CLOSED: status,
+        topics.CASE_PROGRESSED: status,
+        topics.CASE_RETURNED: status,
+        topics.CASE_TRANSFERRED: status,
+    }
+    return [
+        ConsumerSpec(
+            group=f"{namespace}jiesu-evaluation-cases",
+            topics=[topics.named(namespace, topics.CASES)],
+            handlers=handlers,
+        )
+    ]

@@ -1,0 +1,48 @@
+"""Intake tables: reports as received (接), plus the messaging outbox and inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import BigIntKey, UTCDateTime
+from shared.outbox import define_messaging_tables
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the intake database."""
+
+
+class Report(Base):
+    """One report from the hotline, a grid worker or a town, exactly as it arrived."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_reports_source_external_id"),)
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    case_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    grid_code: Mapped[str | None] = mapped_column(String(64))
+    reporter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    kind_code: Mapped[str | None] = mapped_column(String(32))
+    requested_departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    urgency: Mapped[str | None] = mapped_column(String(16))
+    attachments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(32))
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+messaging = define_messaging_tables(Base.metadata)

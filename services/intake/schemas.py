@@ -1,0 +1,98 @@
+"""Intake API models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+Source = Literal["hotline", "grid", "town"]
+Urgency = Literal["normal", "urgent", "emergency"]
+
+
+class Location(BaseModel):
+    """A WGS-84 point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Reporter(BaseModel):
+    """Who reported (personal data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9\- ]{4,19}$")
+
+
+class ReportCreate(BaseModel):
+    """A report as a hotline system, grid worker app or town office sends it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: Source
+    external_id: str = Field(
+        min_length=1, max_length=128, description="the sender's own id, used for idempotency"
+    )
+    content: str = Field(min_length=1, max_length=4000, description="free text, usually Chinese")
+    subject: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    location: Location | None = None
+    grid_code: str | None = Field(default=None, max_length=64)
+    reporter: Reporter | None = None
+    kind_code: str | None = Field(default=None, max_length=32, description="a grid worker's pick of kind")
+    requested_departments: list[str] = Field(
+        default_factory=list, max_length=20, description="departments a town whistles for (吹哨)"
+    )
+    urgency: Urgency | None = None
+    attachments: list[AnyHttpUrl] = Field(default_factory=list, max_length=20)
+    occurred_at: datetime | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("occurred_at needs a timezone offset, e.g. 2026-11-26T09:30:00+08:00")
+        return value
+
+
+class ReportAccepted(BaseModel):
+    """The answer to an accepted report."""
+
+    id: str
+    case_number: str
+    status: str
+
+
+class ReporterMasked(BaseModel):
+    """The reporter as shown outside the hotline: name kept, phone masked (138****1234)."""
+
+    name: str | None
+    phone: str | None
+
+
+class ReportRead(BaseModel):
+    """A stored report with its current case status."""
+
+    id: str
+    case_number: str
+    source: Source
+    external_id: str
+    status: str
+    status_at: datetime
+    received_at: datetime
+    content: str
+    subject: str | None
+    address: str | None
+    location: Location | None
+    grid_code: str | None
+    kind_code: str | None
+    requested_departments: list[str]
+    urgency: Urgency | None
+    attachments: list[str]
+    occurred_at: datetime | None
+    reporter: ReporterMasked | None

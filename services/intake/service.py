@@ -1,0 +1,165 @@
+"""Receiving reports (接): store once, number, and announce them through the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake.models import Report, messaging
+from services.intake.schemas import Location, ReportCreate, ReporterMasked, ReportRead
+from shared import topics
+from shared.events import CloudEvent, utcnow
+from shared.outbox import add_event
+from shared.problems import Conflict, NotFound
+
+SOURCE = "/jiesu/intake"
+
+
+def fingerprint(report: ReportCreate) -> str:
+    """A stable digest of what was sent, to tell a retry from a clash of external ids."""
+    canonical = json.dumps(report.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Mask a phone number as 138****1234."""
+    if not phone:
+        return phone
+    digits = phone.replace(" ", "").replace("-", "")
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+async def find_by_external_id(session: AsyncSession, *, source: str, external_id: str) -> Report | None:
+    """The report a sender already delivered under this id, if any."""
+    result = await session.execute(
+        select(Report).where(Report.source == source, Report.external_id == external_id)
+    )
+    return result.scalar_one_or_none()
+
+
+def check_replay(existing: Report, report: ReportCreate) -> None:
+    """A repeated external id must carry the same report; anything else is a sender's bug."""
+    if existing.fingerprint != fingerprint(report):
+        raise Conflict(
+            f"external_id {report.external_id!r} was already used by {report.source} for a different report "
+            f"({existing.case_number}); send a new external_id for a new report",
+            field="external_id",
+            case_number=existing.case_number,
+        )
+
+
+async def accept_report(session: AsyncSession, report: ReportCreate, *, number_prefix: str) -> Report:
+    """Store a new report and its ``report.received`` event in the caller's transaction."""
+    now = utcnow()
+    row = Report(
+        id=str(uuid.uuid4()),
+        source=report.source,
+        external_id=report.external_id,
+        fingerprint=fingerprint(report),
+        content=report.content,
+        subject=report.subject,
+        address=report.address,
+        lat=report.location.lat if report.location else None,
+        lon=report.location.lon if report.location else None,
+        grid_code=report.grid_code,
+        reporter=report.reporter.model_dump() if report.reporter else None,
+        kind_code=report.kind_code,
+        requested_departments=list(report.requested_departments),
+        urgency=report.urgency,
+        attachments=[str(url) for url in report.attachments],
+        occurred_at=report.occurred_at,
+        received_at=now,
+        status="received",
+        status_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    row.case_number = f"{number_prefix}{now:%Y%m%d}{row.seq:08d}"
+    await session.flush()
+    await add_event(
+        session,
+        messaging,
+        topic=topics.REPORTS,
+        aggregatetype="report",
+        aggregateid=row.id,
+        event=CloudEvent(
+            type=topics.REPORT_RECEIVED, source=SOURCE, subject=row.id, time=now, data=received_payload(row)
+        ),
+    )
+    return row
+
+
+def received_payload(row: Report) -> dict[str, object]:
+    """The body of ``report.received``: everything dispatch needs to judge the report."""
+    return {
+        "id": row.id,
+        "case_number": row.case_number,
+        "source": row.source,
+        "external_id": row.external_id,
+        "content": row.content,
+        "subject": row.subject,
+        "address": row.address,
+        "location": {"lat": row.lat, "lon": row.lon} if row.lat is not None else None,
+        "grid_code": row.grid_code,
+        "reporter": row.reporter,
+        "kind_code": row.kind_code,
+        "requested_departments": row.requested_departments,
+        "urgency": row.urgency,
+        "attachments": row.attachments,
+        "occurred_at": row.occurred_at.isoformat() if row.occurred_at else None,
+        "received_at": row.received_at.isoformat(),
+    }
+
+
+async def get_report(session: AsyncSession, report_id: str) -> Report:
+    """A report by id, or 404."""
+    row = (await session.execute(select(Report).where(Report.id == report_id))).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no report {report_id}", field="id")
+    return row
+
+
+def to_read(row: Report) -> ReportRead:
+    """The API view of a report; the reporter's phone is masked."""
+    assert row.case_number is not None
+    reporter = row.reporter or None
+    return ReportRead(
+        id=row.id,
+        case_number=row.case_number,
+        source=row.source,
+        external_id=row.external_id,
+        status=row.status,
+        status_at=row.status_at,
+        received_at=row.received_at,
+        content=row.content,
+        subject=row.subject,
+        address=row.address,
+        location=Location(lat=row.lat, lon=row.lon) if row.lat is not None and row.lon is not None else None,
+        grid_code=row.grid_code,
+        kind_code=row.kind_code,
+        requested_departments=row.requested_departments,
+        urgency=row.urgency,
+        attachments=row.attachments,
+        occurred_at=row.occurred_at,
+        reporter=ReporterMasked(name=reporter.get("name"), phone=mask_phone(reporter.get("phone")))
+        if reporter
+        else None,
+    )
+
+
+async def follow_case_status(session: AsyncSession, *, report_id: str, status: str, at: datetime) -> None:
+    """Mirror the case's status onto the report so the sender can follow it here."""
+    row = (await session.execute(select(Report).where(Report.id == report_id))).scalar_one_or_none()
+    if row is None:
+        return
+    current = row.status_at if row.status_at.tzinfo else row.status_at.replace(tzinfo=at.tzinfo)
+    if at >= current:
+        row.status = status
+        row.status_at = at

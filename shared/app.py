@@ -1,0 +1,76 @@
+"""What every service's FastAPI app has: runtime in the lifespan, problem+json errors, health, size limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.bus.base import Bus
+from shared.consumer import ConsumerSpec
+from shared.health import health_router
+from shared.migrate import upgrade_async
+from shared.outbox import MessagingTables
+from shared.problems import BodySizeLimit, install_problem_handlers
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The running service behind a request."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request; the route opens the transaction."""
+    async with runtime_of(request).sessions() as session:
+        yield session
+
+
+def build_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    tables: MessagingTables,
+    consumer_specs: Callable[[str], Sequence[ConsumerSpec]],
+    routers: Sequence[APIRouter],
+    migrations: Path,
+    bus: Bus | None = None,
+    migrate_on_start: bool = False,
+    on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None,
+) -> FastAPI:
+    """Assemble one service's app; nothing starts until the lifespan runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await upgrade_async(script_location=migrations, database_url=settings.database_url)
+        runtime = ServiceRuntime(
+            name=name,
+            settings=settings,
+            tables=tables,
+            consumer_specs=list(consumer_specs(settings.topic_namespace)),
+            bus=bus,
+        )
+        await runtime.start()
+        app.state.runtime = runtime
+        if on_start is not None:
+            on_start(app, runtime)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health_router(runtime_of))
+    for router in routers:
+        app.include_router(router)
+    return app

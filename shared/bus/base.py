@@ -1,0 +1,55 @@
+"""The bus contract every transport fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.events import CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """An event bound for a topic; the key (the case id) keeps one case's events in order."""
+
+    topic: str
+    key: str
+    event: CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event as a consumer received it, with where it sits in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    event: CloudEvent
+
+
+class Subscription(Protocol):
+    """A consumer group's view of some topics; offsets advance only on ``commit``."""
+
+    async def start(self) -> None: ...
+
+    async def fetch(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Delivery]: ...
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Publishes durably (returns only once the log has acknowledged) and hands out subscriptions."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+    def subscribe(
+        self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None
+    ) -> Subscription: ...

@@ -1,0 +1,214 @@
+"""Embedded durable bus: an append-only log in a SQL database, committed offsets per consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.bus.base import Delivery, OutgoingMessage
+from shared.db import BigIntKey, UTCDateTime
+from shared.events import CloudEvent, utcnow
+
+metadata = MetaData()
+messages = Table(
+    "bus_messages",
+    metadata,
+    Column("position", BigIntKey, primary_key=True, autoincrement=True),
+    Column("topic", String(249), nullable=False),
+    Column("key", String(128), nullable=True),
+    Column("headers", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("appended_at", UTCDateTime(), nullable=False),
+)
+Index("ix_bus_messages_topic_position", messages.c.topic, messages.c.position)
+offsets = Table(
+    "bus_offsets",
+    metadata,
+    Column("group_id", String(128), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("position", BigIntKey, nullable=False),
+    Column("committed_at", UTCDateTime(), nullable=False),
+)
+
+_APPEND_LOCK_ID = 0x6A696573  # serialises appends on PostgreSQL so positions commit in order
+
+
+class EmbeddedBus:
+    """A bus whose log lives in a database file; publishing returns after the commit."""
+
+    def __init__(self, engine: AsyncEngine, *, poll_seconds: float = 0.05) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._appended = asyncio.Condition()
+
+    async def start(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def publish(self, batch: Sequence[OutgoingMessage]) -> None:
+        if not batch:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "topic": m.topic,
+                "key": m.key,
+                "headers": json.dumps([[k, v.decode()] for k, v in m.event.headers()]),
+                "payload": m.event.body(),
+                "appended_at": now,
+            }
+            for m in batch
+        ]
+        async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _APPEND_LOCK_ID})
+            await conn.execute(insert(messages), rows)
+        async with self._appended:
+            self._appended.notify_all()
+
+    def subscribe(
+        self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None
+    ) -> EmbeddedSubscription:
+        return EmbeddedSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
+
+    async def wait_for_append(self, timeout: float) -> None:
+        """Sleep until something is appended in this process, or the timeout passes."""
+        async with self._appended:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), timeout)
+
+
+def _pattern_prefix(pattern: str) -> str:
+    """The literal prefix of a topic regex, to narrow the SQL scan before the regex filters."""
+    body = pattern.removeprefix("^")
+    prefix = re.match(r"(?:[^.\\*+?()\[\]{}|^$]|\\.)*", body)
+    return re.sub(r"\\(.)", r"\1", prefix.group(0) if prefix else "")
+
+
+class EmbeddedSubscription:
+    """One consumer group reading the embedded log; a group has a single active reader."""
+
+    def __init__(self, bus: EmbeddedBus, *, group: str, topics: tuple[str, ...], pattern: str | None) -> None:
+        if not topics and pattern is None:
+            raise ValueError("subscribe to topics or a pattern")
+        self.bus = bus
+        self.group = group
+        self.topics = topics
+        self.pattern = re.compile(pattern) if pattern else None
+        self._cursor: dict[str, int] = {}
+
+    async def start(self) -> None:
+        async with self.bus.engine.connect() as conn:
+            rows = await conn.execute(
+                select(offsets.c.topic, offsets.c.position).where(offsets.c.group_id == self.group)
+            )
+            self._cursor = {topic: position for topic, position in rows}
+
+    def _topic_filter(self) -> list[object]:
+        clauses: list[object] = []
+        if self.topics:
+            clauses.append(messages.c.topic.in_(self.topics))
+        if self.pattern is not None:
+            clauses.append(messages.c.topic.like(_pattern_prefix(self.pattern.pattern) + "%"))
+        return clauses
+
+    async def fetch(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Delivery]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = await self._read(max_records)
+            remaining = deadline - loop.time()
+            if found or remaining <= 0:
+                return found
+            await self.bus.wait_for_append(min(self.bus.poll_seconds, remaining))
+
+    async def _read(self, max_records: int) -> list[Delivery]:
+        low = min((self._cursor.get(t, 0) for t in self.topics), default=0) if self.pattern is None else 0
+        committed = offsets.alias("o")
+        query = (
+            select(messages)
+            .outerjoin(
+                committed,
+                and_(committed.c.group_id == literal(self.group), committed.c.topic == messages.c.topic),
+            )
+            .where(or_(*self._topic_filter()))  # type: ignore[arg-type]
+            .where(messages.c.position > func.coalesce(committed.c.position, 0))
+            .where(messages.c.position > low)
+            .order_by(messages.c.position)
+            .limit(max_records)
+        )
+        async with self.bus.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found: list[Delivery] = []
+        for row in rows:
+            if row.position <= self._cursor.get(row.topic, 0):
+                continue
+            if (
+                self.pattern is not None
+                and not self.pattern.search(row.topic)
+                and row.topic not in self.topics
+            ):
+                continue
+            headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
+            found.append(
+                Delivery(
+                    topic=row.topic,
+                    partition=0,
+                    offset=row.position,
+                    key=row.key,
+                    event=CloudEvent.from_binary(headers, row.payload),
+                )
+            )
+        for delivery in found:
+            self._cursor[delivery.topic] = max(self._cursor.get(delivery.topic, 0), delivery.offset)
+        return found
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        latest: dict[str, int] = {}
+        for d in deliveries:
+            latest[d.topic] = max(latest.get(d.topic, 0), d.offset)
+        now = utcnow()
+        async with self.bus.engine.begin() as conn:
+            for topic, position in latest.items():
+                values = {"group_id": self.group, "topic": topic, "position": position, "committed_at": now}
+                upsert = (
+                    postgresql.insert(offsets)
+                    if conn.dialect.name == "postgresql"
+                    else sqlite.insert(offsets)
+                )
+                await conn.execute(
+                    upsert.values(**values).on_conflict_do_update(
+                        index_elements=[offsets.c.group_id, offsets.c.topic],
+                        set_={"position": position, "committed_at": now},
+                    )
+                )
+
+    async def close(self) -> None:
+        self._cursor = {}

@@ -1,0 +1,160 @@
+"""Kafka transport: idempotent producer (acks=all); consumers commit only after their own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.bus.base import Delivery, OutgoingMessage
+from shared.events import CloudEvent, EnvelopeError
+
+
+class KafkaBus:
+    """A bus on an Apache Kafka cluster; CloudEvents in binary mode, key = case id."""
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "jiesu", partitions: int = 3) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.partitions = partitions
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        pass
+
+    async def _producer_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=2,
+                request_timeout_ms=15000,
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, batch: Sequence[OutgoingMessage]) -> None:
+        if not batch:
+            return
+        producer = await self._producer_started()
+        acks: list[asyncio.Future[Any]] = []
+        for message in batch:
+            acks.append(
+                await producer.send(
+                    message.topic,
+                    value=message.event.body(),
+                    key=message.key.encode(),
+                    headers=message.event.headers(),
+                )
+            )
+        await asyncio.gather(*acks)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create topics that do not exist yet (brokers may also auto-create them)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(t, num_partitions=self.partitions, replication_factor=1) for t in missing]
+                    )
+        finally:
+            await admin.close()
+
+    def subscribe(
+        self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None
+    ) -> KafkaSubscription:
+        return KafkaSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
+
+
+class KafkaSubscription:
+    """A Kafka consumer-group member that never auto-commits."""
+
+    def __init__(self, bus: KafkaBus, *, group: str, topics: tuple[str, ...], pattern: str | None) -> None:
+        if not topics and pattern is None:
+            raise ValueError("subscribe to topics or a pattern")
+        self.bus = bus
+        self.group = group
+        self.topics = topics
+        self.pattern = pattern
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        if self.topics:
+            await self.bus.ensure_topics(self.topics)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bus.bootstrap_servers,
+            client_id=self.bus.client_id,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            metadata_max_age_ms=5000,
+        )
+        if self.pattern is not None:
+            consumer.subscribe(pattern=self.pattern)
+        else:
+            consumer.subscribe(list(self.topics))
+        await consumer.start()
+        self._consumer = consumer
+
+    async def fetch(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Delivery]:
+        assert self._consumer is not None, "start() the subscription first"
+        batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        found: list[Delivery] = []
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    event = CloudEvent.from_binary(list(record.headers or ()), record.value or b"")
+                except EnvelopeError:
+                    event = _unreadable(record)
+                found.append(
+                    Delivery(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        key=record.key.decode() if record.key else None,
+                        event=event,
+                    )
+                )
+        return found
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries or self._consumer is None:
+            return
+        latest: dict[TopicPartition, int] = {}
+        for d in deliveries:
+            tp = TopicPartition(d.topic, d.partition)
+            latest[tp] = max(latest.get(tp, -1), d.offset + 1)
+        await self._consumer.commit(latest)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+def _unreadable(record: Any) -> CloudEvent:
+    """Stand-in for a message without a valid envelope, so the consumer can record and skip it."""
+    return CloudEvent(
+        type="jiesu.bus.unreadable.v1",
+        source=f"kafka:{record.topic}",
+        id=f"{record.topic}:{record.partition}:{record.offset}",
+        data={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    )

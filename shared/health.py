@@ -1,0 +1,37 @@
+"""Liveness and readiness endpoints every service exposes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shared.runtime import ServiceRuntime
+
+
+def health_router(runtime_of: Callable[[Request], ServiceRuntime]) -> APIRouter:
+    """``/healthz`` (the process lives) and ``/readyz`` (database up, background work running)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        runtime = runtime_of(request)
+        checks: dict[str, Any] = {
+            "database": await runtime.database_ready(),
+            "background": runtime.background_healthy(),
+        }
+        if runtime.relay is not None:
+            checks["outbox_backlog"] = await runtime.relay.backlog()
+        ready = bool(checks["database"] and checks["background"])
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "service": runtime.name, "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return router

@@ -1,0 +1,115 @@
+"""Transactional outbox and inbox: events written with the state change, duplicates dropped on receipt."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    insert,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import BigIntKey, UTCDateTime
+from shared.events import CloudEvent, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingTables:
+    """The outbox (events to publish) and inbox (events already consumed) of one service database."""
+
+    outbox: Table
+    inbox: Table
+
+
+def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add the outbox and inbox tables to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        # Debezium-style columns: id, aggregatetype, aggregateid, type, payload; plus what a relay needs.
+        Column("seq", BigIntKey, primary_key=True, autoincrement=True),
+        Column("id", String(36), nullable=False, unique=True),
+        Column("aggregatetype", String(64), nullable=False),
+        Column("aggregateid", String(64), nullable=False),
+        Column("type", String(128), nullable=False),
+        Column("topic", String(249), nullable=False),
+        Column("source", String(128), nullable=False),
+        Column("subject", String(128), nullable=True),
+        Column("event_time", UTCDateTime(), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("published_at", UTCDateTime(), nullable=True),
+    )
+    Index("ix_outbox_unpublished", outbox.c.published_at, outbox.c.seq)
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(128), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(128), nullable=False),
+        Column("processed_at", UTCDateTime(), nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+async def add_event(
+    session: AsyncSession,
+    tables: MessagingTables,
+    *,
+    topic: str,
+    aggregatetype: str,
+    aggregateid: str,
+    event: CloudEvent,
+) -> None:
+    """Write an event to the outbox inside the caller's transaction (key = aggregate id)."""
+    await session.execute(
+        insert(tables.outbox).values(
+            id=event.id,
+            aggregatetype=aggregatetype,
+            aggregateid=aggregateid,
+            type=event.type,
+            topic=topic,
+            source=event.source,
+            subject=event.subject,
+            event_time=event.time,
+            payload=event.body(),
+            created_at=utcnow(),
+        )
+    )
+
+
+def event_from_row(row: Any) -> CloudEvent:
+    """Rebuild the CloudEvent stored in an outbox row."""
+    data = json.loads(row.payload)
+    time: datetime = row.event_time
+    return CloudEvent(id=row.id, type=row.type, source=row.source, subject=row.subject, time=time, data=data)
+
+
+async def claim_event(
+    session: AsyncSession, tables: MessagingTables, *, consumer: str, event: CloudEvent
+) -> bool:
+    """Record that a consumer handles an event; False when it was handled before (a duplicate)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    values = {
+        "consumer": consumer,
+        "event_id": event.id,
+        "event_type": event.type,
+        "processed_at": utcnow(),
+    }
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(tables.inbox).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(tables.inbox).values(**values).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0) == 1)

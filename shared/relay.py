@@ -1,0 +1,147 @@
+"""Outbox relay: publishes a service's outbox in order and marks rows only after the bus acknowledged them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.bus.base import Bus, OutgoingMessage
+from shared.events import utcnow
+from shared.outbox import MessagingTables, event_from_row
+
+log = logging.getLogger("jiesu.relay")
+
+
+class OutboxRelay:
+    """Moves outbox rows to the bus; at-least-once, consumers drop duplicates by event id."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        tables: MessagingTables,
+        bus: Bus,
+        name: str,
+        namespace: str = "",
+        batch_size: int = 500,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.bus = bus
+        self.name = name
+        self.namespace = namespace
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.wakeup = asyncio.Event()
+        self.published = 0
+
+    def notify(self) -> None:
+        """Tell the relay that new rows were committed (saves a poll interval in-process)."""
+        self.wakeup.set()
+
+    async def backlog(self) -> int:
+        """How many events wait to be published."""
+        outbox = self.tables.outbox
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(outbox.c.seq).where(outbox.c.published_at.is_(None)))
+            return len(rows.all())
+
+    async def publish_once(self) -> int:
+        """Publish one batch in outbox order; return how many were published."""
+        outbox = self.tables.outbox
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self.bus.publish(
+            [
+                OutgoingMessage(
+                    topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row)
+                )
+                for row in rows
+            ]
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .values(published_at=utcnow())
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until stopped; back off while the bus is unreachable, losing nothing."""
+        delay = self.poll_seconds
+        async with _LeaderLock(self.engine, self.name) as _:
+            while not stop.is_set():
+                try:
+                    count = await self.publish_once()
+                    delay = self.poll_seconds
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning(
+                        "relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay
+                    )
+                    count = 0
+                    await _sleep_or_stop(stop, delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if count < self.batch_size:
+                    self.wakeup.clear()
+                    waiter = asyncio.ensure_future(self.wakeup.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait(
+                        {waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED"
+                    )
+                    waiter.cancel()
+                    stopper.cancel()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _LeaderLock:
+    """On PostgreSQL, one relay per outbox publishes at a time (a session advisory lock); others wait."""
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        self.engine = engine
+        self.key = zlib.crc32(f"jiesu-relay:{name}".encode()) % (2**31)
+        self._conn: object | None = None
+
+    async def __aenter__(self) -> _LeaderLock:
+        if self.engine.dialect.name != "postgresql":
+            return self
+        conn = await self.engine.connect()
+        while True:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
+            await conn.commit()
+            if got:
+                break
+            log.info("relay is standing by: another relay publishes this outbox (lock %s)", self.key)
+            await asyncio.sleep(2.0)
+        self._conn = conn
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            from sqlalchemy.ext.asyncio import AsyncConnection
+
+            assert isinstance(self._conn, AsyncConnection)
+            await self._conn.close()
