@@ -25,7 +25,7 @@ class ServiceSettings(BaseSettings):
     relay: bool = False
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.2
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = 64 * 1024
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> ServiceSettings:

@@ -9,8 +9,8 @@ from shared.problems import Conflict
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: Final[dict[str, tuple[frozenset[str], str]]] = {
     "judge": (frozenset({"received"}), "judged"),
-    "dispatch": (frozenset({"judged", "triage"}), "dispatched"),
-    "triage": (frozenset({"judged", "returned"}), "triage"),
+    "dispatch": (frozenset({"judged", "triage", "returned"}), "dispatched"),
+    "triage": (frozenset({"judged"}), "triage"),
     "transfer": (frozenset({"judged"}), "transferred"),
     "sign": (frozenset({"dispatched", "reopened"}), "signed"),  # 签收
     "progress": (frozenset({"signed", "in_progress"}), "in_progress"),

@@ -1,0 +1,98 @@
+"""The three services in one test process, wired as ``jiesu up`` wires them, or to PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.registry import SERVICES
+from shared.bus.base import Bus
+from shared.bus.embedded import EmbeddedBus
+from shared.db import create_engine
+from shared.migrate import upgrade_async
+from tests.helpers import eventually, running
+
+
+@dataclass
+class Stack:
+    """Clients of the three running services."""
+
+    intake: httpx.AsyncClient
+    dispatch: httpx.AsyncClient
+    evaluation: httpx.AsyncClient
+
+    async def report(self, **body: Any) -> dict[str, Any]:
+        """Post a report and return the 201 answer."""
+        answer = await self.intake.post("/v1/reports", json=body)
+        assert answer.status_code == 201, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    async def case_in(self, case_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until dispatch shows the case in one of the statuses."""
+
+        async def probe() -> dict[str, Any] | None:
+            answer = await self.dispatch.get(f"/v1/cases/{case_id}")
+            body: dict[str, Any] = answer.json()
+            return body if answer.status_code == 200 and body["status"] in statuses else None
+
+        return await eventually(probe, timeout=timeout, what=f"case {case_id} to be {'/'.join(statuses)}")
+
+    async def report_in(self, report_id: str, status: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until intake shows the report's case in a status."""
+
+        async def probe() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await self.intake.get(f"/v1/reports/{report_id}")).json()
+            return body if body.get("status") == status else None
+
+        return await eventually(probe, timeout=timeout, what=f"report {report_id} to show {status}")
+
+    async def awaiting_feedback(self, case_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until evaluation has seen the completion."""
+
+        async def probe() -> dict[str, Any] | None:
+            answer = await self.evaluation.get(f"/v1/evaluations/{case_id}")
+            body: dict[str, Any] = answer.json()
+            return body if answer.status_code == 200 and body["awaiting_feedback"] else None
+
+        return await eventually(probe, timeout=timeout, what=f"evaluation to await feedback on {case_id}")
+
+
+@asynccontextmanager
+async def embedded_stack(var: Path, **overrides: Any) -> AsyncIterator[Stack]:
+    """SQLite per service under ``var`` and one embedded bus, relays and consumers running."""
+    bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{var / 'bus.db'}"))
+    await bus.start()
+    urls = {name: f"sqlite+aiosqlite:///{var / f'{name}.db'}" for name in SERVICES}
+    try:
+        async with _stack(urls, bus=bus, settings={"bus": "embedded", **overrides}) as stack:
+            yield stack
+    finally:
+        await bus.close()
+
+
+@asynccontextmanager
+async def _stack(urls: dict[str, str], *, bus: Bus | None, settings: dict[str, Any]) -> AsyncIterator[Stack]:
+    clients: dict[str, httpx.AsyncClient] = {}
+    async with AsyncExitStack() as exits:
+        for name, spec in SERVICES.items():
+            await upgrade_async(script_location=spec.migrations, database_url=urls[name])
+            config = spec.make_settings(database_url=urls[name], relay=True, consumers=True, **settings)
+            clients[name] = await exits.enter_async_context(running(spec.create_app(config, bus=bus)))
+        yield Stack(**clients)
+
+
+@asynccontextmanager
+async def distributed_stack(urls: dict[str, str], *, kafka: str, namespace: str) -> AsyncIterator[Stack]:
+    """PostgreSQL per service and the real Kafka broker, topics prefixed by ``namespace``."""
+    async with _stack(
+        urls,
+        bus=None,
+        settings={"bus": "kafka", "kafka_bootstrap_servers": kafka, "topic_namespace": namespace},
+    ) as stack:
+        yield stack
