@@ -87,9 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         servers = []
         for name, spec in SERVICES.items():
             app = spec.create_app(settings[name], bus=bus)
-            config = uvicorn.Config(
-                app, host=args.host, port=ports[name], log_level=args.log_level, access_log=False
-            )
+            config = uvicorn.Config(app, host=args.host, port=ports[name], log_level=args.log_level, access_log=False)
             servers.append(_Server(config))
             say(f"{name} on http://{args.host}:{ports[name]}  (docs: /docs, OpenAPI: /openapi.json)")
         say(f"embedded mode: data in {data_dir}; Ctrl-C stops")
@@ -198,9 +196,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jiesu`` console script."""
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: int = args.run(args)
     return result
 

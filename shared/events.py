@@ -53,9 +53,7 @@ class CloudEvent:
         return [(name, value.encode()) for name, value in pairs]
 
     @classmethod
-    def from_binary(
-        cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes
-    ) -> CloudEvent:
+    def from_binary(cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes) -> CloudEvent:
         """Read an event back from binary-mode headers and value."""
         attrs = {name: value.decode() for name, value in headers}
         try:

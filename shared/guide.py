@@ -110,18 +110,14 @@ class Guide(_Strict):
         if len({k.code for k in self.kinds}) != len(self.kinds):
             problems.append("duplicate kind codes")
         problems += [
-            f"category {c.code}: unknown domain {c.domain}"
-            for c in self.categories
-            if c.domain not in domains
+            f"category {c.code}: unknown domain {c.domain}" for c in self.categories if c.domain not in domains
         ]
         for kind in self.kinds:
             if kind.category not in categories:
                 problems.append(f"kind {kind.code}: unknown category {kind.category}")
             if kind.primary.unit is not None and kind.primary.unit not in units:
                 problems.append(f"kind {kind.code}: unknown primary unit {kind.primary.unit}")
-            problems += [
-                f"kind {kind.code}: unknown cooperating unit {u}" for u in kind.cooperating if u not in units
-            ]
+            problems += [f"kind {kind.code}: unknown cooperating unit {u}" for u in kind.cooperating if u not in units]
             if kind.urgency not in kind.time_limits:
                 problems.append(f"kind {kind.code}: no time limit for its urgency {kind.urgency}")
         if problems:

@@ -95,9 +95,7 @@ def event_from_row(row: Any) -> CloudEvent:
     return CloudEvent(id=row.id, type=row.type, source=row.source, subject=row.subject, time=time, data=data)
 
 
-async def claim_event(
-    session: AsyncSession, tables: MessagingTables, *, consumer: str, event: CloudEvent
-) -> bool:
+async def claim_event(session: AsyncSession, tables: MessagingTables, *, consumer: str, event: CloudEvent) -> bool:
     """Record that a consumer handles an event; False when it was handled before (a duplicate)."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     values = {

@@ -94,9 +94,7 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
-    return problem_response(
-        status=exc.status_code, slug=slug, detail=str(exc.detail), instance=request.url.path
-    )
+    return problem_response(status=exc.status_code, slug=slug, detail=str(exc.detail), instance=request.url.path)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -58,27 +58,20 @@ class OutboxRelay:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(outbox)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.seq)
-                    .limit(self.batch_size)
+                    select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(self.batch_size)
                 )
             ).all()
         if not rows:
             return 0
         await self.bus.publish(
             [
-                OutgoingMessage(
-                    topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row)
-                )
+                OutgoingMessage(topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row))
                 for row in rows
             ]
         )
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(outbox)
-                .where(outbox.c.seq.in_([row.seq for row in rows]))
-                .values(published_at=utcnow())
+                update(outbox).where(outbox.c.seq.in_([row.seq for row in rows])).values(published_at=utcnow())
             )
         self.published += len(rows)
         return len(rows)
@@ -94,9 +87,7 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
-                    log.warning(
-                        "relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay
-                    )
+                    log.warning("relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay)
                     count = 0
                     await _sleep_or_stop(stop, delay)
                     delay = min(delay * 2, 5.0)
@@ -105,9 +96,7 @@ class OutboxRelay:
                     self.wakeup.clear()
                     waiter = asyncio.ensure_future(self.wakeup.wait())
                     stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait(
-                        {waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED"
-                    )
+                    await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
                     waiter.cancel()
                     stopper.cancel()
 

@@ -22,9 +22,7 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
-) -> T:
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Poll until the probe returns something truthy; fail with what was awaited."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -104,9 +104,7 @@ async def list_cases(
     if unknown:
         from shared.problems import Problem
 
-        raise Problem(
-            f"unknown status {', '.join(unknown)}; known: {', '.join(sorted(STATUSES))}", field="status"
-        )
+        raise Problem(f"unknown status {', '.join(unknown)}; known: {', '.join(sorted(STATUSES))}", field="status")
     async with session.begin():
         rows, total = await service.list_cases(
             session,
@@ -161,17 +159,13 @@ async def read_timeline(case_id: str, session: Session) -> Timeline:
         case = await service.get_case(session, case_id)
         entries = await trail.entries_of(session, case.id)
     ok, broken = trail.verify(entries)
-    return Timeline(
-        case_id=case.id, entries=[_entry(e) for e in entries], verified=ok, first_broken_seq=broken
-    )
+    return Timeline(case_id=case.id, entries=[_entry(e) for e in entries], verified=ok, first_broken_seq=broken)
 
 
 async def _act(request: Request, session: AsyncSession, case_id: str, action: str, body: Any) -> CaseRead:
     detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
     async with session.begin():
-        case = await service.unit_action(
-            session, case_id, action=action, unit_code=body.unit_code, detail=detail
-        )
+        case = await service.unit_action(session, case_id, action=action, unit_code=body.unit_code, detail=detail)
         entries = await trail.entries_of(session, case.id)
     runtime_of(request).outbox_written()
     return to_read(case, context_of(request), entries)
@@ -228,9 +222,7 @@ async def read_guide(request: Request) -> dict[str, Any]:
         "version": guide.version,
         "name": guide.name,
         "domains": [d.model_dump() for d in guide.domains],
-        "categories": [
-            c.model_dump() | {"kinds": kinds_by_category.get(c.code, [])} for c in guide.categories
-        ],
+        "categories": [c.model_dump() | {"kinds": kinds_by_category.get(c.code, [])} for c in guide.categories],
         "units": [u.model_dump() for u in guide.units],
         "counts": {"categories": len(guide.categories), "kinds": len(guide.kinds), "units": len(guide.units)},
     }

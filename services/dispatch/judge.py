@@ -110,9 +110,7 @@ class Judge:
                     reasons=(f"kind {kind_code} given by the {source} and consistent with the text",),
                 )
             else:
-                reason = (
-                    f"{source} picked {kind_code} but the text reads as {predicted.code} ({confidence:.2f})"
-                )
+                reason = f"{source} picked {kind_code} but the text reads as {predicted.code} ({confidence:.2f})"
             return Judgement(
                 kind=predicted,
                 confidence=confidence,

@@ -58,9 +58,7 @@ async def _emit(session: AsyncSession, case: Case, event_type: str, at: datetime
         topic=topics.CASES,
         aggregatetype="case",
         aggregateid=case.id,
-        event=CloudEvent(
-            type=event_type, source=SOURCE, subject=case.id, time=at, data=case_summary(case) | extra
-        ),
+        event=CloudEvent(type=event_type, source=SOURCE, subject=case.id, time=at, data=case_summary(case) | extra),
     )
 
 
@@ -91,9 +89,7 @@ async def _assign(session: AsyncSession, case: Case, at: datetime, *, reason: st
                     "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None,
                     "reporter_phone": case.reporter_phone_masked,
                     "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
-                    "complete_deadline": case.complete_deadline.isoformat()
-                    if case.complete_deadline
-                    else None,
+                    "complete_deadline": case.complete_deadline.isoformat() if case.complete_deadline else None,
                 },
             ),
         )
@@ -137,8 +133,7 @@ def _route(ctx: DispatchContext, case: Case, kind: Kind, placement: Placement | 
         primary = ctx.jurisdiction.unit_for(placement, kind.primary.territory) if placement else None
         if primary is None:
             return [
-                f"kind {kind.code} is handled by the territory ({kind.primary.territory}), "
-                "but the report is not placed"
+                f"kind {kind.code} is handled by the territory ({kind.primary.territory}), but the report is not placed"
             ]
     known = ctx.guide.unit_by_code
     cooperating = [u for u in [*kind.cooperating, *case.requested_departments] if u in known and u != primary]
@@ -227,9 +222,7 @@ async def _record_judgement(
     case.confidence = round(judgement.confidence, 4)
     case.judge_method = judgement.method
     case.territory = (
-        {"codes": placement.codes, "names": placement.names, "method": placement.method}
-        if placement
-        else None
+        {"codes": placement.codes, "names": placement.names, "method": placement.method} if placement else None
     )
     case.street_code = placement.street if placement else None
     reasons = list(judgement.reasons) + [f"placement: {r}" for r in place_reasons]
@@ -253,9 +246,7 @@ async def _record_judgement(
         case.judge_reasons = reasons
         await _emit(session, case, topics.CASE_JUDGED, at, decision="transfer", reasons=reasons)
         await _move(session, case, "transfer", actor=actor, at=at, detail={"to": judgement.transfer_to})
-        await _emit(
-            session, case, topics.CASE_TRANSFERRED, at, transfer_to=judgement.transfer_to, emergency=True
-        )
+        await _emit(session, case, topics.CASE_TRANSFERRED, at, transfer_to=judgement.transfer_to, emergency=True)
         return
     if judgement.decision == "dispatch" and judgement.kind is not None:
         reasons += _route(ctx, case, judgement.kind, placement)
@@ -268,9 +259,7 @@ async def _record_judgement(
     await _move(session, case, "triage", actor=actor, at=at, detail={"reasons": reasons})
 
 
-async def _dispatch(
-    session: AsyncSession, case: Case, *, actor: str, at: datetime, reasons: list[str]
-) -> None:
+async def _dispatch(session: AsyncSession, case: Case, *, actor: str, at: datetime, reasons: list[str]) -> None:
     case.decision = "dispatch"
     case.judge_reasons = reasons
     if case.status == "judged":
@@ -302,9 +291,7 @@ def deadlines(case: Case) -> dict[str, Any]:
 
 async def lock_case(session: AsyncSession, case_id: str) -> Case:
     """Load a case for change, locking its row where the database can."""
-    case = (
-        await session.execute(select(Case).where(Case.id == case_id).with_for_update())
-    ).scalar_one_or_none()
+    case = (await session.execute(select(Case).where(Case.id == case_id).with_for_update())).scalar_one_or_none()
     if case is None:
         raise NotFound(f"no case {case_id}", field="id")
     return case

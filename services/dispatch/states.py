@@ -20,9 +20,7 @@ TRANSITIONS: Final[dict[str, tuple[frozenset[str], str]]] = {
     "reopen": (frozenset({"completed"}), "reopened"),  # 重办
 }
 STATUSES: Final[frozenset[str]] = frozenset(
-    {"received"}
-    | {to for _, to in TRANSITIONS.values()}
-    | {s for froms, _ in TRANSITIONS.values() for s in froms}
+    {"received"} | {to for _, to in TRANSITIONS.values()} | {s for froms, _ in TRANSITIONS.values() for s in froms}
 )
 
 

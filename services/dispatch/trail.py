@@ -117,7 +117,5 @@ def verify(entries: Sequence[CaseEntry]) -> tuple[bool, int | None]:
 
 async def entries_of(session: AsyncSession, case_id: str) -> list[CaseEntry]:
     """A case's trail in order."""
-    rows = await session.execute(
-        select(CaseEntry).where(CaseEntry.case_id == case_id).order_by(CaseEntry.seq)
-    )
+    rows = await session.execute(select(CaseEntry).where(CaseEntry.case_id == case_id).order_by(CaseEntry.seq))
     return list(rows.scalars())

@@ -80,9 +80,7 @@ async def get_metrics(
     if date_from and date_to and date_from > date_to:
         raise Problem("from is after to", field="from")
     async with session.begin():
-        items = await service.metrics(
-            session, unit=unit, grouping=grouping, date_from=date_from, date_to=date_to
-        )
+        items = await service.metrics(session, unit=unit, grouping=grouping, date_from=date_from, date_to=date_to)
     return MetricsPage(
         grouping=grouping, date_from=date_from, date_to=date_to, definitions=service.DEFINITIONS, items=items
     )

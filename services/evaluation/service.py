@@ -48,9 +48,7 @@ async def bump(session: AsyncSession, *, unit: str, day: date, **increments: int
     assert isinstance(table, Table)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    await session.execute(
-        insert.values(unit_code=unit, day=day, **dict.fromkeys(COUNTERS, 0)).on_conflict_do_nothing()
-    )
+    await session.execute(insert.values(unit_code=unit, day=day, **dict.fromkeys(COUNTERS, 0)).on_conflict_do_nothing())
     await session.execute(
         update(table)
         .where(table.c.unit_code == unit, table.c.day == day)
@@ -163,14 +161,11 @@ async def record_feedback(session: AsyncSession, body: FeedbackCreate) -> Feedba
     if case is None:
         raise NotFound(f"evaluation has no case {body.case_id} (yet)", field="case_id")
     already = (
-        await session.execute(
-            select(Feedback).where(Feedback.case_id == case.case_id, Feedback.round == case.round)
-        )
+        await session.execute(select(Feedback).where(Feedback.case_id == case.case_id, Feedback.round == case.round))
     ).scalar_one_or_none()
     if already is not None:
         raise Conflict(
-            f"feedback for round {case.round} of case {case.case_number} "
-            f"was recorded at {already.recorded_at}",
+            f"feedback for round {case.round} of case {case.case_number} was recorded at {already.recorded_at}",
             field="case_id",
             current_status=case.status,
         )

@@ -23,17 +23,13 @@ Session = Annotated[AsyncSession, Depends(db_session)]
     response_model=ReportAccepted,
     responses={409: {"description": "external_id reused for a different report"}},
 )
-async def create_report(
-    body: ReportCreate, request: Request, response: Response, session: Session
-) -> ReportAccepted:
+async def create_report(body: ReportCreate, request: Request, response: Response, session: Session) -> ReportAccepted:
     """Receive a report (接). The same (source, external_id) again returns the first answer."""
     settings = runtime_of(request).settings
     assert isinstance(settings, IntakeSettings)
     try:
         async with session.begin():
-            existing = await service.find_by_external_id(
-                session, source=body.source, external_id=body.external_id
-            )
+            existing = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
             if existing is None:
                 row = await service.accept_report(session, body, number_prefix=settings.case_number_prefix)
             else:
@@ -43,9 +39,7 @@ async def create_report(
     except IntegrityError:
         # Another request with the same external id won the race: answer as a replay of it.
         async with session.begin():
-            found = await service.find_by_external_id(
-                session, source=body.source, external_id=body.external_id
-            )
+            found = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
             if found is None:
                 raise
             service.check_replay(found, body)

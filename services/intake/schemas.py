@@ -35,9 +35,7 @@ class ReportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     source: Source
-    external_id: str = Field(
-        min_length=1, max_length=128, description="the sender's own id, used for idempotency"
-    )
+    external_id: str = Field(min_length=1, max_length=128, description="the sender's own id, used for idempotency")
     content: str = Field(min_length=1, max_length=4000, description="free text, usually Chinese")
     subject: str | None = Field(default=None, max_length=200)
     address: str | None = Field(default=None, max_length=500)

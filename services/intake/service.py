@@ -38,9 +38,7 @@ def mask_phone(phone: str | None) -> str | None:
 
 async def find_by_external_id(session: AsyncSession, *, source: str, external_id: str) -> Report | None:
     """The report a sender already delivered under this id, if any."""
-    result = await session.execute(
-        select(Report).where(Report.source == source, Report.external_id == external_id)
-    )
+    result = await session.execute(select(Report).where(Report.source == source, Report.external_id == external_id))
     return result.scalar_one_or_none()
 
 

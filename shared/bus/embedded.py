@@ -91,9 +91,7 @@ class EmbeddedBus:
         async with self._appended:
             self._appended.notify_all()
 
-    def subscribe(
-        self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None
-    ) -> EmbeddedSubscription:
+    def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> EmbeddedSubscription:
         return EmbeddedSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
 
     async def wait_for_append(self, timeout: float) -> None:
@@ -168,11 +166,7 @@ class EmbeddedSubscription:
         for row in rows:
             if row.position <= self._cursor.get(row.topic, 0):
                 continue
-            if (
-                self.pattern is not None
-                and not self.pattern.search(row.topic)
-                and row.topic not in self.topics
-            ):
+            if self.pattern is not None and not self.pattern.search(row.topic) and row.topic not in self.topics:
                 continue
             headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
             found.append(
@@ -198,11 +192,7 @@ class EmbeddedSubscription:
         async with self.bus.engine.begin() as conn:
             for topic, position in latest.items():
                 values = {"group_id": self.group, "topic": topic, "position": position, "committed_at": now}
-                upsert = (
-                    postgresql.insert(offsets)
-                    if conn.dialect.name == "postgresql"
-                    else sqlite.insert(offsets)
-                )
+                upsert = postgresql.insert(offsets) if conn.dialect.name == "postgresql" else sqlite.insert(offsets)
                 await conn.execute(
                     upsert.values(**values).on_conflict_do_update(
                         index_elements=[offsets.c.group_id, offsets.c.topic],

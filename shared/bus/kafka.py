@@ -77,9 +77,7 @@ class KafkaBus:
         finally:
             await admin.close()
 
-    def subscribe(
-        self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None
-    ) -> KafkaSubscription:
+    def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> KafkaSubscription:
         return KafkaSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
 
 

@@ -25,12 +25,13 @@ async def test_reports_from_all_three_sources_reach_closed(tmp_path: Path) -> No
         for url in (intake, dispatch, evaluation):
             wait_ready(url, proc=proc)
         check_closed(await drive_to_closed(intake, dispatch, evaluation))
-        metrics = httpx.get(f"{evaluation}/v1/metrics", params={"grouping": "all"}).json()
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{evaluation}/v1/metrics", params={"grouping": "all"})).json()
         assert sum(row["feedback"] for row in metrics["items"]) == 3
 
 
 async def test_reports_accepted_before_a_kill_are_all_dispatched_after_restart(tmp_path: Path) -> None:
-    proc, (intake, dispatch, evaluation) = up(tmp_path)
+    proc, (intake, dispatch, _evaluation) = up(tmp_path)
     accepted: list[str] = []
     with processes(proc):
         wait_ready(intake, proc=proc)
@@ -57,9 +58,7 @@ async def test_reports_accepted_before_a_kill_are_all_dispatched_after_restart(t
                 ids = sorted(item["id"] for item in page["items"])
                 return len(ids) if ids == sorted(accepted) and page["total"] == len(accepted) else None
 
-            assert (
-                await eventually(all_dispatched, timeout=60, what="every accepted report as one case") == 40
-            )
+            assert await eventually(all_dispatched, timeout=60, what="every accepted report as one case") == 40
             await asyncio.sleep(0.5)
             page = (await http.get(f"{dispatch}/v1/cases", params={"limit": 500})).json()
             assert page["total"] == 40

@@ -28,9 +28,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 
 
 def event(n: int, case: str) -> CloudEvent:
-    return CloudEvent(
-        type="jiesu.test.thing.v1", source="/test", subject=case, data={"n": n, "text": f"第{n}件"}
-    )
+    return CloudEvent(type="jiesu.test.thing.v1", source="/test", subject=case, data={"n": n, "text": f"第{n}件"})
 
 
 async def collect(sub: Subscription, count: int, timeout: float = 30.0) -> list[Delivery]:
@@ -50,9 +48,7 @@ async def prepared(bus: Bus, *topics: str) -> None:
 async def test_published_events_arrive_whole_and_in_order_per_key(bus: Bus, namespace: str) -> None:
     topic = f"{namespace}things"
     await prepared(bus, topic)
-    sent = [
-        OutgoingMessage(topic=topic, key=f"case-{i % 2}", event=event(i, f"case-{i % 2}")) for i in range(10)
-    ]
+    sent = [OutgoingMessage(topic=topic, key=f"case-{i % 2}", event=event(i, f"case-{i % 2}")) for i in range(10)]
     await bus.publish(sent)
     sub = bus.subscribe(group=f"{namespace}g", topics=[topic])
     await sub.start()

@@ -51,25 +51,17 @@ async def write_events(engine: AsyncEngine, count: int) -> list[CloudEvent]:
     events = [CloudEvent(type="jiesu.test.thing.v1", source="/test", data={"n": n}) for n in range(count)]
     async with session_factory(engine)() as session, session.begin():
         for e in events:
-            await add_event(
-                session, messaging, topic="things", aggregatetype="thing", aggregateid="c1", event=e
-            )
+            await add_event(session, messaging, topic="things", aggregatetype="thing", aggregateid="c1", event=e)
     return events
 
 
 async def unpublished(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        query = (
-            select(func.count())
-            .select_from(messaging.outbox)
-            .where(messaging.outbox.c.published_at.is_(None))
-        )
+        query = select(func.count()).select_from(messaging.outbox).where(messaging.outbox.c.published_at.is_(None))
         return int((await conn.execute(query)).scalar_one())
 
 
-async def test_rows_stay_in_the_outbox_until_the_bus_acknowledges(
-    engine: AsyncEngine, tmp_path: object
-) -> None:
+async def test_rows_stay_in_the_outbox_until_the_bus_acknowledges(engine: AsyncEngine, tmp_path: object) -> None:
     await write_events(engine, 3)
     refusing = RefusingBus()
     relay = OutboxRelay(engine=engine, tables=messaging, bus=refusing, name="t")  # type: ignore[arg-type]

@@ -67,9 +67,7 @@ async def test_a_towns_whistle_brings_the_departments_it_called(stack: Stack) ->
 
 
 async def test_an_emergency_is_transferred_not_dispatched(stack: Stack) -> None:
-    case = await dispatched(
-        stack, source="hotline", external_id="e1", content="楼道里煤气味很重，好像燃气泄漏了"
-    )
+    case = await dispatched(stack, source="hotline", external_id="e1", content="楼道里煤气味很重，好像燃气泄漏了")
     assert (case["status"], case["transfer_to"], case["primary_unit"]) == ("transferred", "119", None)
 
 
@@ -97,9 +95,7 @@ async def test_the_units_actions_follow_the_state_machine(stack: Stack) -> None:
 
 
 async def test_a_returned_case_waits_for_a_person_who_reroutes_it(stack: Stack) -> None:
-    case = await dispatched(
-        stack, source="hotline", external_id="h3", content="小区物业不作为，电梯坏了一个月"
-    )
+    case = await dispatched(stack, source="hotline", external_id="h3", content="小区物业不作为，电梯坏了一个月")
     url = f"/v1/cases/{case['id']}"
     returned = await stack.dispatch.post(
         f"{url}/return", json={"unit_code": "DEPT-HC", "reason": "电梯属特种设备，归市场监管"}
@@ -107,9 +103,7 @@ async def test_a_returned_case_waits_for_a_person_who_reroutes_it(stack: Stack) 
     assert returned.json()["status"] == "returned"
     queue = (await stack.dispatch.get("/v1/triage")).json()
     assert [c["id"] for c in queue["items"]] == [case["id"]]
-    rejudged = await stack.dispatch.post(
-        f"{url}/judge", json={"kind_code": "K0301", "primary_unit": "DEPT-MR"}
-    )
+    rejudged = await stack.dispatch.post(f"{url}/judge", json={"kind_code": "K0301", "primary_unit": "DEPT-MR"})
     assert rejudged.status_code == 200
     assert (rejudged.json()["status"], rejudged.json()["primary_unit"]) == ("dispatched", "DEPT-MR")
     assert (await stack.dispatch.get("/v1/triage")).json()["total"] == 0
@@ -134,9 +128,7 @@ async def test_cases_can_be_listed_by_filter_and_page(stack: Stack) -> None:
         await dispatched(stack, source="hotline", external_id=f"l{n}", content=text)
     lights = (await stack.dispatch.get("/v1/cases", params={"unit": "DEPT-UM", "limit": 1})).json()
     assert lights["total"] == 2 and len(lights["items"]) == 1
-    second = (
-        await stack.dispatch.get("/v1/cases", params={"unit": "DEPT-UM", "limit": 1, "offset": 1})
-    ).json()
+    second = (await stack.dispatch.get("/v1/cases", params={"unit": "DEPT-UM", "limit": 1, "offset": 1})).json()
     assert second["items"][0]["id"] != lights["items"][0]["id"]
     by_status = (await stack.dispatch.get("/v1/cases", params={"status": ["dispatched"]})).json()
     assert by_status["total"] == 3

@@ -18,12 +18,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 async def handled(stack: Stack, case_id: str, unit: str) -> None:
     await stack.case_in(case_id, "dispatched", "reopened")
-    assert (
-        await stack.dispatch.post(f"/v1/cases/{case_id}/sign", json={"unit_code": unit})
-    ).status_code == 200
-    done = await stack.dispatch.post(
-        f"/v1/cases/{case_id}/complete", json={"unit_code": unit, "result": "已处理"}
-    )
+    assert (await stack.dispatch.post(f"/v1/cases/{case_id}/sign", json={"unit_code": unit})).status_code == 200
+    done = await stack.dispatch.post(f"/v1/cases/{case_id}/complete", json={"unit_code": unit, "result": "已处理"})
     assert done.status_code == 200
     await stack.awaiting_feedback(case_id)
 
@@ -61,9 +57,7 @@ async def test_dissatisfied_reopens_then_satisfied_closes_and_the_rates_count_bo
     }
     await stack.case_in(case_id, "closed")
     await stack.report_in(case_id, "closed")
-    metrics = (
-        await stack.evaluation.get("/v1/metrics", params={"unit": "DEPT-UM", "grouping": "all"})
-    ).json()
+    metrics = (await stack.evaluation.get("/v1/metrics", params={"unit": "DEPT-UM", "grouping": "all"})).json()
     [row] = metrics["items"]
     assert (row["dispatched"], row["signed"], row["completed"], row["feedback"], row["reopened"]) == (
         1,
@@ -83,20 +77,14 @@ async def test_feedback_for_an_unknown_case_names_the_field(stack: Stack) -> Non
         "/v1/feedback", json={"case_id": "nope", "resolved": True, "satisfaction": "satisfied"}
     )
     assert answer.status_code == 404 and answer.json()["errors"][0]["field"] == "case_id"
-    bad = await stack.evaluation.post(
-        "/v1/feedback", json={"case_id": "x", "resolved": True, "satisfaction": "meh"}
-    )
+    bad = await stack.evaluation.post("/v1/feedback", json={"case_id": "x", "resolved": True, "satisfaction": "meh"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "satisfaction"
 
 
 async def test_repeated_reports_of_one_problem_in_one_grid_are_a_hot_spot(stack: Stack) -> None:
     ids = []
-    for n, text in enumerate(
-        ["垃圾桶三天没人清理了", "垃圾站的垃圾堆成山没人拉走", "楼下垃圾满了溢出来，很臭"]
-    ):
-        accepted = await stack.report(
-            source="grid", external_id=f"hs{n}", content=text, grid_code="11019900100101"
-        )
+    for n, text in enumerate(["垃圾桶三天没人清理了", "垃圾站的垃圾堆成山没人拉走", "楼下垃圾满了溢出来，很臭"]):
+        accepted = await stack.report(source="grid", external_id=f"hs{n}", content=text, grid_code="11019900100101")
         ids.append(str(accepted["id"]))
     other = await stack.report(
         source="hotline", external_id="hs-other", content="路灯不亮了", grid_code="11019900100101"

@@ -124,9 +124,7 @@ async def test_malformed_json_is_a_problem_not_a_crash(intake: httpx.AsyncClient
     assert stored(tmp_path) == (0, 0)
 
 
-async def test_an_oversized_body_is_refused_before_it_is_read(
-    intake: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_an_oversized_body_is_refused_before_it_is_read(intake: httpx.AsyncClient, tmp_path: Path) -> None:
     answer = await intake.post("/v1/reports", json=GOOD | {"subject": "x" * 40_000})
     assert answer.status_code == 413
     assert answer.json()["errors"][0]["field"] == "body"

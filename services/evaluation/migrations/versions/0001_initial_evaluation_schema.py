@@ -44,9 +44,7 @@ def upgrade() -> None:
 
     op.create_table(
         "feedback",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("case_id", sa.String(length=36), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("unit_code", sa.String(length=64), nullable=True),
@@ -71,9 +69,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("aggregatetype", sa.String(length=64), nullable=False),
         sa.Column("aggregateid", sa.String(length=64), nullable=False),

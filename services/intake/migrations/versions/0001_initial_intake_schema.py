@@ -27,9 +27,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("aggregatetype", sa.String(length=64), nullable=False),
         sa.Column("aggregateid", sa.String(length=64), nullable=False),
@@ -49,9 +47,7 @@ def upgrade() -> None:
 
     op.create_table(
         "reports",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("case_number", sa.String(length=32), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
