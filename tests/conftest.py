@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -39,20 +39,33 @@ def _asyncpg_dsn(url: str) -> str:
 
 
 @pytest.fixture
-async def pg_url(pg_admin_url: str) -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"jiesu_t_{uuid.uuid4().hex[:12]}"
+async def pg_databases(pg_admin_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Make fresh, empty PostgreSQL databases for one test; all are dropped afterwards."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"jiesu_t_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(_asyncpg_dsn(pg_admin_url))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        made.append(name)
+        return make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
     admin = await asyncpg.connect(_asyncpg_dsn(pg_admin_url))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        for name in made:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-    yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(_asyncpg_dsn(pg_admin_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+
+
+@pytest.fixture
+async def pg_url(pg_databases: Callable[[], Awaitable[str]]) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return await pg_databases()
 
 
 @pytest.fixture

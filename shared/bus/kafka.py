@@ -37,7 +37,11 @@ class KafkaBus:
                 linger_ms=2,
                 request_timeout_ms=15000,
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
         return self._producer
 

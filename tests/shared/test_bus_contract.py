@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -15,12 +15,14 @@ from shared.events import CloudEvent
 
 
 @pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "kafka"])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+async def bus(
+    request: pytest.FixtureRequest, pg_databases: Callable[[], Awaitable[str]], sqlite_url: str
+) -> AsyncIterator[Bus]:
     transport: Bus
     if request.param == "kafka":
         transport = KafkaBus(request.getfixturevalue("kafka_bootstrap"), client_id="contract")
     else:
-        url = request.getfixturevalue("pg_url" if request.param == "embedded-postgres" else "sqlite_url")
+        url = await pg_databases() if request.param == "embedded-postgres" else sqlite_url
         transport = EmbeddedBus(create_engine(url))
     await transport.start()
     yield transport

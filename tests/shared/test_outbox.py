@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 from sqlalchemy import func, select
@@ -21,8 +21,10 @@ from shared.relay import OutboxRelay
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+async def engine(
+    request: pytest.FixtureRequest, pg_databases: Callable[[], Awaitable[str]], sqlite_url: str
+) -> AsyncIterator[AsyncEngine]:
+    url = await pg_databases() if request.param == "postgres" else sqlite_url
     await upgrade_async(script_location=MIGRATIONS, database_url=url)
     db = create_engine(url)
     yield db
