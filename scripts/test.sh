@@ -6,10 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
 UV="$(command -v uv || echo "python3 -m uv")"
 
-echo "[test] lint: ruff and mypy --strict" >&2
-$UV run ruff check .
-$UV run ruff format --check .
-$UV run mypy
+echo "[test] make lint: ruff and mypy --strict" >&2
+make --no-print-directory lint
 
 started=()
 cleanup() {

@@ -60,10 +60,20 @@ class Primary(_Strict):
 
 
 class TimeLimit(_Strict):
-    """How long a unit has to sign for (签收) and to complete (办结) a case of one urgency."""
+    """How long a unit has to sign for (签收) and to complete (办结) a case of one urgency.
+
+    Completion is counted in working days (China's holiday calendar) or, for urgent matters, in clock hours.
+    """
 
     sign_hours: float = Field(gt=0)
-    complete_working_days: int = Field(ge=1)
+    complete_working_days: int | None = Field(default=None, ge=1)
+    complete_hours: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> TimeLimit:
+        if (self.complete_working_days is None) == (self.complete_hours is None):
+            raise ValueError("give exactly one of complete_working_days or complete_hours")
+        return self
 
 
 class Kind(_Strict):

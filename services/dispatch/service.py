@@ -142,7 +142,11 @@ def _route(ctx: DispatchContext, case: Case, kind: Kind, placement: Placement | 
     limits = kind.time_limits.get(case.urgency) or kind.time_limits[kind.urgency]  # type: ignore[call-overload]
     now = case.updated_at
     sign = add_hours(now, limits.sign_hours, tz=ctx.tz)
-    complete = add_working_days(now, limits.complete_working_days, tz=ctx.tz)
+    complete = (
+        add_working_days(now, limits.complete_working_days, tz=ctx.tz)
+        if limits.complete_working_days is not None
+        else add_hours(now, limits.complete_hours or 0, tz=ctx.tz)
+    )
     case.sign_deadline = sign.due
     case.complete_deadline = complete.due
     case.deadline_basis = {"sign": sign.basis, "complete": complete.basis}
@@ -310,6 +314,7 @@ async def unit_action(
 ) -> Case:
     """A unit signs for (签收), progresses, returns (退单) or completes (办结) its case."""
     case = await lock_case(session, case_id)
+    states.next_status(action, case.status)  # the state speaks first: signing a signed case is 409 for anyone
     _check_unit(case, unit_code)
     now = utcnow()
     await _move(session, case, action, actor=f"unit:{unit_code}", at=now, detail=detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -84,6 +85,8 @@ async def test_the_units_actions_follow_the_state_machine(stack: Stack) -> None:
     assert signed.status_code == 200 and signed.json()["status"] == "signed"
     twice = await stack.dispatch.post(f"{url}/sign", json={"unit_code": "DEPT-EE"})
     assert twice.status_code == 409 and twice.json()["current_status"] == "signed"
+    by_another = await stack.dispatch.post(f"{url}/sign", json={"unit_code": "DEPT-UM"})
+    assert by_another.status_code == 409 and by_another.json()["current_status"] == "signed"
     note = await stack.dispatch.post(f"{url}/progress", json={"unit_code": "DEPT-EE", "note": "已约谈施工方"})
     assert note.json()["status"] == "in_progress"
     done = await stack.dispatch.post(
@@ -116,8 +119,13 @@ async def test_the_trail_verifies_and_any_edit_to_it_is_detected(stack: Stack, t
     await stack.dispatch.post(f"/v1/cases/{case['id']}/sign", json={"unit_code": "DEPT-HRSS"})
     timeline = (await stack.dispatch.get(f"/v1/cases/{case['id']}/timeline")).json()
     assert timeline["verified"] is True and len(timeline["entries"]) == 4
-    with sqlite3.connect(tmp_path / "dispatch.db") as db:
-        db.execute("update case_trail set actor = 'unit:SOMEONE-ELSE' where action = 'sign'")
+
+    def tamper() -> None:
+        with sqlite3.connect(tmp_path / "dispatch.db") as db:
+            db.execute("update case_trail set actor = 'unit:SOMEONE-ELSE' where action = 'sign'")
+
+    # In a thread: the services share this event loop and must be free to finish their own transactions.
+    await asyncio.to_thread(tamper)
     tampered = (await stack.dispatch.get(f"/v1/cases/{case['id']}/timeline")).json()
     assert tampered["verified"] is False
     assert tampered["first_broken_seq"] == timeline["entries"][3]["seq"]

@@ -1,0 +1,26 @@
+"""Every service publishes its OpenAPI document and answers health checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.registry import SERVICES
+from shared.migrate import upgrade_async
+from tests.helpers import running
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+async def test_openapi_and_health(service: str, tmp_path: Path) -> None:
+    spec = SERVICES[service]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_async(script_location=spec.migrations, database_url=url)
+    settings = spec.make_settings(database_url=url, embedded_bus_url=f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}")
+    async with running(spec.create_app(settings)) as client:
+        document = (await client.get("/openapi.json")).json()
+        assert document["openapi"].startswith("3.")
+        assert any(path.startswith("/v1/") for path in document["paths"])
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready" and ready["service"] == service
