@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,7 @@ def build_app(
     bus: Bus | None = None,
     migrate_on_start: bool = False,
     on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None,
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
 ) -> FastAPI:
     """Assemble one service's app; nothing starts until the lifespan runs."""
 
@@ -57,6 +59,7 @@ def build_app(
             tables=tables,
             consumer_specs=list(consumer_specs(settings.topic_namespace)),
             bus=bus,
+            background=background,
         )
         await runtime.start()
         app.state.runtime = runtime

@@ -27,6 +27,7 @@ class ConsumerSpec:
     handlers: Mapping[str, Handler]
     topics: Sequence[str] = ()
     pattern: str | None = None
+    fallback: Handler | None = None  # for event types without a handler of their own
     processed: int = field(default=0)
 
 
@@ -38,7 +39,7 @@ async def handle_delivery(
     tables: MessagingTables,
 ) -> bool:
     """Apply one delivery in its own transaction; False when it was a duplicate or of no interest."""
-    handler = spec.handlers.get(delivery.event.type)
+    handler = spec.handlers.get(delivery.event.type, spec.fallback)
     if handler is None:
         return False
     async with sessions() as session, session.begin():

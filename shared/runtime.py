@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ class ServiceRuntime:
     tables: MessagingTables
     consumer_specs: Sequence[ConsumerSpec] = ()
     bus: Bus | None = None
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
@@ -59,6 +60,8 @@ class ServiceRuntime:
                 poll_seconds=self.settings.relay_poll_seconds,
             )
             self._spawn(self.relay.run(self.stop), "relay")
+        for index, work in enumerate(self.background):
+            self._spawn(work(self), f"background-{index}")
         if run_consumers:
             for spec in self.consumer_specs:
                 self._spawn(

@@ -30,3 +30,23 @@ def unit_topic(unit_code: str) -> str:
 def named(namespace: str, topic: str) -> str:
     """Prefix a topic with a deployment namespace (empty in production, unique per test run)."""
     return f"{namespace}{topic}"
+
+
+RESPONSES = "jiesu.dispatch.responses"  # department apps may send their actions here instead of over REST
+
+CASE_EXTENSION_REQUESTED = "jiesu.dispatch.case.extension_requested.v1"
+CASE_EXTENSION_DECIDED = "jiesu.dispatch.case.extension_decided.v1"
+CASE_DISPUTED = "jiesu.dispatch.case.disputed.v1"
+CASE_DISPUTE_ESCALATED = "jiesu.dispatch.case.dispute_escalated.v1"
+CASE_CALLED_BACK = "jiesu.dispatch.case.called_back.v1"
+CASE_DEADLINE_WARNING = "jiesu.dispatch.case.deadline_warning.v1"
+CASE_OVERDUE = "jiesu.dispatch.case.overdue.v1"
+CASE_URGED = "jiesu.dispatch.case.urged.v1"  # 催办
+CASE_SUPERVISED = "jiesu.dispatch.case.supervised.v1"  # 督办
+CASE_CHECKIN_MISSED = "jiesu.dispatch.case.checkin_missed.v1"
+TASK_CHECKED_IN = "jiesu.dispatch.task.checked_in.v1"  # 报到
+TASK_REPORTED = "jiesu.dispatch.task.reported.v1"
+WHISTLE_RATED = "jiesu.dispatch.whistle.rated.v1"  # a town rates a department it called
+UNIT_NOTICE = "jiesu.dispatch.unit.notice.v1"
+ACTION_REJECTED = "jiesu.dispatch.action.rejected.v1"
+UNIT_ACTION = "jiesu.unit.action.v1"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from services.registry import SERVICES
 from shared.bus.base import Bus
@@ -25,6 +26,7 @@ class Stack:
     intake: httpx.AsyncClient
     dispatch: httpx.AsyncClient
     evaluation: httpx.AsyncClient
+    apps: dict[str, FastAPI]
 
     async def report(self, **body: Any) -> dict[str, Any]:
         """Post a report and return the 201 answer."""
@@ -79,12 +81,14 @@ async def embedded_stack(var: Path, **overrides: Any) -> AsyncIterator[Stack]:
 @asynccontextmanager
 async def _stack(urls: dict[str, str], *, bus: Bus | None, settings: dict[str, Any]) -> AsyncIterator[Stack]:
     clients: dict[str, httpx.AsyncClient] = {}
+    apps: dict[str, FastAPI] = {}
     async with AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
             await upgrade_async(script_location=spec.migrations, database_url=urls[name])
             config = spec.make_settings(database_url=urls[name], relay=True, consumers=True, **settings)
-            clients[name] = await exits.enter_async_context(running(spec.create_app(config, bus=bus)))
-        yield Stack(**clients)
+            apps[name] = spec.create_app(config, bus=bus)
+            clients[name] = await exits.enter_async_context(running(apps[name]))
+        yield Stack(**clients, apps=apps)
 
 
 @asynccontextmanager

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import service, trail
+from services.dispatch import handling, service, trail
 from services.dispatch.context import DispatchContext
 from services.dispatch.models import Case, CaseEntry
 from services.dispatch.schemas import (
     CasePage,
     CaseRead,
+    CheckInCreate,
     CompleteCreate,
+    DisputeDecision,
+    DisputeEscalate,
+    DisputeRead,
+    ExtensionCreate,
+    ExtensionDecision,
+    ExtensionRead,
     JudgeCreate,
     ProgressCreate,
+    RatingCreate,
     ReturnCreate,
     SignCreate,
+    TaskRead,
+    TaskReportCreate,
     Territory,
     Timeline,
     TrailEntry,
@@ -87,6 +98,20 @@ def to_read(case: Case, ctx: DispatchContext, entries: list[CaseEntry] | None = 
     )
 
 
+async def detailed(session: AsyncSession, case: Case, ctx: DispatchContext) -> CaseRead:
+    """A case with its timeline, tasks, extensions and disputes (inside the caller's transaction)."""
+    view = to_read(case, ctx, await trail.entries_of(session, case.id))
+    view.returns = case.returns
+    view.tasks = [TaskRead.model_validate(t, from_attributes=True) for t in await handling.tasks_of(session, case.id)]
+    view.extensions = [
+        ExtensionRead.model_validate(e, from_attributes=True) for e in await handling.extensions_of(session, case.id)
+    ]
+    view.disputes = [
+        DisputeRead.model_validate(d, from_attributes=True) for d in await handling.disputes_of(session, case.id)
+    ]
+    return view
+
+
 @router.get("/cases", response_model=CasePage)
 async def list_cases(
     request: Request,
@@ -127,11 +152,11 @@ async def triage_queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CasePage:
-    """Cases waiting for a person: doubtful judgements and returned cases."""
+    """Cases waiting for a person: doubtful judgements, returned cases and open disputes."""
     async with session.begin():
         rows, total = await service.list_cases(
             session,
-            status=["triage", "returned"],
+            status=["triage", "returned", "disputed"],
             unit=None,
             kind=None,
             street=None,
@@ -145,11 +170,9 @@ async def triage_queue(
 
 @router.get("/cases/{case_id}", response_model=CaseRead)
 async def read_case(case_id: str, request: Request, session: Session) -> CaseRead:
-    """A case with its timeline; the id or the case number."""
+    """A case with its timeline, tasks, extensions and disputes; the id or the case number."""
     async with session.begin():
-        case = await service.get_case(session, case_id)
-        entries = await trail.entries_of(session, case.id)
-    return to_read(case, context_of(request), entries)
+        return await detailed(session, await service.get_case(session, case_id), context_of(request))
 
 
 @router.get("/cases/{case_id}/timeline", response_model=Timeline)
@@ -164,11 +187,12 @@ async def read_timeline(case_id: str, session: Session) -> Timeline:
 
 async def _act(request: Request, session: AsyncSession, case_id: str, action: str, body: Any) -> CaseRead:
     detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
+    ctx = context_of(request)
     async with session.begin():
-        case = await service.unit_action(session, case_id, action=action, unit_code=body.unit_code, detail=detail)
-        entries = await trail.entries_of(session, case.id)
+        case = await handling.unit_action(session, ctx, case_id, action=action, unit_code=body.unit_code, detail=detail)
+        view = await detailed(session, case, ctx)
     runtime_of(request).outbox_written()
-    return to_read(case, context_of(request), entries)
+    return view
 
 
 @router.post("/cases/{case_id}/sign", response_model=CaseRead, responses=CONFLICT)
@@ -203,9 +227,111 @@ async def judge(case_id: str, body: JudgeCreate, request: Request, session: Sess
         case = await service.manual_judge(
             session, ctx, case_id, kind_code=body.kind_code, primary_unit=body.primary_unit, actor=body.actor
         )
-        entries = await trail.entries_of(session, case.id)
+        view = await detailed(session, case, ctx)
     runtime_of(request).outbox_written()
-    return to_read(case, ctx, entries)
+    return view
+
+
+async def _changed(
+    request: Request, session: AsyncSession, change: Callable[[], Awaitable[Any]], case_id: str
+) -> CaseRead:
+    ctx = context_of(request)
+    async with session.begin():
+        await change()
+        view = await detailed(session, await service.get_case(session, case_id), ctx)
+    runtime_of(request).outbox_written()
+    return view
+
+
+@router.post("/cases/{case_id}/extension", response_model=CaseRead, responses=CONFLICT)
+async def ask_extension(case_id: str, body: ExtensionCreate, request: Request, session: Session) -> CaseRead:
+    """延期: the primary unit asks for more working days, before the completion deadline."""
+    return await _changed(
+        request,
+        session,
+        lambda: handling.request_extension(
+            session, case_id, unit_code=body.unit_code, working_days=body.working_days, reason=body.reason
+        ),
+        case_id,
+    )
+
+
+@router.post("/cases/{case_id}/extension/decision", response_model=CaseRead, responses=CONFLICT)
+async def decide_extension(case_id: str, body: ExtensionDecision, request: Request, session: Session) -> CaseRead:
+    """The dispatch centre grants or refuses the pending extension; a grant moves the deadline and its timers."""
+    ctx = context_of(request)
+    return await _changed(
+        request,
+        session,
+        lambda: handling.decide_extension(
+            session, ctx, case_id, granted=body.granted, actor=body.actor, reason=body.reason
+        ),
+        case_id,
+    )
+
+
+@router.post("/cases/{case_id}/checkin", response_model=CaseRead, responses=CONFLICT)
+async def check_in(case_id: str, body: CheckInCreate, request: Request, session: Session) -> CaseRead:
+    """报到: a department the town whistled for reports in on site."""
+    return await _changed(
+        request, session, lambda: handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note), case_id
+    )
+
+
+@router.post("/cases/{case_id}/tasks/report", response_model=CaseRead, responses=CONFLICT)
+async def report_task(case_id: str, body: TaskReportCreate, request: Request, session: Session) -> CaseRead:
+    """A cooperating (协办) or whistled unit records what it did; the primary's completion shows it."""
+    return await _changed(
+        request,
+        session,
+        lambda: handling.report_task(session, case_id, unit_code=body.unit_code, report=body.report),
+        case_id,
+    )
+
+
+@router.post("/cases/{case_id}/ratings", response_model=CaseRead, responses=CONFLICT)
+async def rate(case_id: str, body: RatingCreate, request: Request, session: Session) -> CaseRead:
+    """The town rates a department it called; evaluation counts it as the bottom-up share."""
+    return await _changed(
+        request,
+        session,
+        lambda: handling.rate_whistled(
+            session, case_id, unit_code=body.unit_code, score=body.score, comment=body.comment, rated_by=body.rated_by
+        ),
+        case_id,
+    )
+
+
+@router.post("/cases/{case_id}/dispute/escalate", response_model=CaseRead, responses=CONFLICT)
+async def escalate(case_id: str, body: DisputeEscalate, request: Request, session: Session) -> CaseRead:
+    """三级会商: the level could not settle it; street → district → city."""
+    return await _changed(
+        request,
+        session,
+        lambda: handling.escalate_dispute(session, case_id, actor=body.actor, reason=body.reason),
+        case_id,
+    )
+
+
+@router.post("/cases/{case_id}/dispute/decision", response_model=CaseRead, responses=CONFLICT)
+async def settle(case_id: str, body: DisputeDecision, request: Request, session: Session) -> CaseRead:
+    """The level holding the dispute decides; the case is re-dispatched to the unit it names."""
+    ctx = context_of(request)
+    return await _changed(
+        request,
+        session,
+        lambda: handling.decide_dispute(
+            session,
+            ctx,
+            case_id,
+            level=body.level,
+            decided_by=body.decided_by,
+            primary_unit=body.primary_unit,
+            cooperating_units=body.cooperating_units,
+            reason=body.reason,
+        ),
+        case_id,
+    )
 
 
 guide_router = APIRouter(prefix="/v1", tags=["guide"])

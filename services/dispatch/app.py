@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.dispatch import timers
 from services.dispatch.api import guide_router, router
 from services.dispatch.consumers import consumer_specs
 from services.dispatch.context import DispatchContext
@@ -40,4 +41,5 @@ def create_app(
         bus=bus,
         migrate_on_start=migrate_on_start,
         on_start=remember,
+        background=[lambda runtime: timers.run(runtime.sessions, ctx, runtime.stop)] if settings.timers else [],
     )

@@ -1,14 +1,88 @@
-"""Dispatch consumes received reports (to judge them) and evaluation's verdicts (to close or reopen)."""
+"""Dispatch consumes received reports (to judge them), evaluation's verdicts, and units' actions sent as events."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import service
+from services.dispatch import handling, service
 from services.dispatch.context import DispatchContext
+from services.dispatch.lifecycle import SOURCE
+from services.dispatch.models import messaging
+from services.dispatch.schemas import (
+    CheckInCreate,
+    CompleteCreate,
+    ExtensionCreate,
+    ProgressCreate,
+    ReturnCreate,
+    SignCreate,
+    TaskReportCreate,
+)
 from shared import topics
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import CloudEvent
+from shared.outbox import add_event
+from shared.problems import Problem
+
+log = logging.getLogger("jiesu.dispatch.responses")
+
+# The actions a unit may send on the responses topic, validated exactly as over REST.
+ACTIONS: dict[str, type[BaseModel]] = {
+    "sign": SignCreate,
+    "progress": ProgressCreate,
+    "return": ReturnCreate,
+    "complete": CompleteCreate,
+    "extension": ExtensionCreate,
+    "checkin": CheckInCreate,
+    "report": TaskReportCreate,
+}
+
+
+async def apply_unit_action(session: AsyncSession, ctx: DispatchContext, data: dict[str, Any]) -> None:
+    """Apply one action sent as an event; a refused one changes nothing and the unit hears why."""
+    case_id = str(data.get("case_id", ""))
+    action = str(data.get("action", ""))
+    fields = {k: v for k, v in data.items() if k not in ("case_id", "action")}
+    try:
+        schema = ACTIONS.get(action)
+        if schema is None:
+            raise Problem(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", field="action")
+        body: Any = schema.model_validate(fields)
+        async with session.begin_nested():
+            if action in ("sign", "progress", "return", "complete"):
+                detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
+                await handling.unit_action(
+                    session, ctx, case_id, action=action, unit_code=body.unit_code, detail=detail
+                )
+            elif action == "extension":
+                await handling.request_extension(
+                    session, case_id, unit_code=body.unit_code, working_days=body.working_days, reason=body.reason
+                )
+            elif action == "checkin":
+                await handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note)
+            else:
+                await handling.report_task(session, case_id, unit_code=body.unit_code, report=body.report)
+    except (Problem, ValidationError) as refused:
+        detail = refused.detail if isinstance(refused, Problem) else str(refused.errors(include_url=False))
+        status = refused.status if isinstance(refused, Problem) else 422
+        unit = str(data.get("unit_code") or "unknown")
+        log.info("unit action %s on %s by %s refused: %s", action, case_id, unit, detail)
+        await add_event(
+            session,
+            messaging,
+            topic=topics.unit_topic(unit),
+            aggregatetype="case",
+            aggregateid=case_id or "unknown",
+            event=CloudEvent(
+                type=topics.ACTION_REJECTED,
+                source=SOURCE,
+                subject=case_id or None,
+                data={"case_id": case_id, "action": action, "unit_code": unit, "status": status, "detail": detail},
+            ),
+        )
 
 
 def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
@@ -18,10 +92,14 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
         await service.judge_report(session, ctx, event.data)
 
     async def on_verdict(session: AsyncSession, event: CloudEvent) -> None:
-        await service.apply_verdict(session, event.data, event.time)
+        await service.apply_verdict(session, ctx, event.data, event.time)
+
+    async def on_unit_action(session: AsyncSession, event: CloudEvent) -> None:
+        await apply_unit_action(session, ctx, event.data)
 
     reports: dict[str, Handler] = {topics.REPORT_RECEIVED: on_report_received}
     verdicts: dict[str, Handler] = {topics.VERDICT_RECORDED: on_verdict}
+    actions: dict[str, Handler] = {topics.UNIT_ACTION: on_unit_action}
     return [
         ConsumerSpec(
             group=f"{namespace}jiesu-dispatch-judge",
@@ -32,5 +110,10 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
             group=f"{namespace}jiesu-dispatch-verdicts",
             topics=[topics.named(namespace, topics.VERDICTS)],
             handlers=verdicts,
+        ),
+        ConsumerSpec(
+            group=f"{namespace}jiesu-dispatch-responses",
+            topics=[topics.named(namespace, topics.RESPONSES)],
+            handlers=actions,
         ),
     ]

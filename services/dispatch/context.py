@@ -19,6 +19,7 @@ class DispatchContext:
     jurisdiction: Jurisdiction
     judge: Judge
     tz: ZoneInfo
+    settings: DispatchSettings
 
     @classmethod
     def load(cls, settings: DispatchSettings) -> DispatchContext:
@@ -30,4 +31,5 @@ class DispatchContext:
             jurisdiction=jurisdiction,
             judge=Judge(guide, threshold=settings.confidence_threshold),
             tz=ZoneInfo(settings.timezone),
+            settings=settings,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import BigIntKey, UTCDateTime
@@ -50,6 +50,8 @@ class Case(Base):
     complete_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline_basis: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    returns: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -71,6 +73,75 @@ class CaseEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseTask(Base):
+    """A cooperating unit's share of a case (协办), or a department a town whistled for (吹哨报到)."""
+
+    __tablename__ = "case_tasks"
+    __table_args__ = (UniqueConstraint("case_id", "unit_code", name="uq_case_tasks_case_unit"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    unit_code: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # cooperating | whistle
+    status: Mapped[str] = mapped_column(String(16))  # assigned | checked_in | reported
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checkin_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    report: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Extension(Base):
+    """A unit's request for more time (延期) and the centre's decision."""
+
+    __tablename__ = "extensions"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    unit_code: Mapped[str] = mapped_column(String(64))
+    working_days: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # requested | granted | refused
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Dispute(Base):
+    """A responsibility dispute climbing the three-level consultation (三级会商: street, district, city)."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16))  # street | district | city
+    status: Mapped[str] = mapped_column(String(16))  # open | settled
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Timer(Base):
+    """A durable timer: fires once, in the same transaction as what it causes."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_pending", "fired_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    unit_code: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(16))  # fired | moot | cancelled
 
 
 messaging = define_messaging_tables(Base.metadata)

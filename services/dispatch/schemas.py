@@ -51,6 +51,98 @@ class JudgeCreate(_Body):
     actor: str = Field(default="centre", min_length=1, max_length=128)
 
 
+class ExtensionCreate(UnitActor):
+    """延期: ask for more time before the completion deadline."""
+
+    working_days: int = Field(ge=1, le=60)
+    reason: str = Field(min_length=2, max_length=2000)
+
+
+class ExtensionDecision(_Body):
+    """The centre's answer to an extension request."""
+
+    granted: bool
+    actor: str = Field(default="centre", min_length=1, max_length=128)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CheckInCreate(UnitActor):
+    """报到: a whistled department reports in on site."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class TaskReportCreate(UnitActor):
+    """What a cooperating or whistled unit did."""
+
+    report: str = Field(min_length=1, max_length=4000)
+
+
+class RatingCreate(_Body):
+    """A town's rating of a department it called (1 = poor … 5 = excellent)."""
+
+    unit_code: str = Field(min_length=1, max_length=64)
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+    rated_by: str = Field(default="town", min_length=1, max_length=128)
+
+
+class DisputeEscalate(_Body):
+    """The level could not settle the dispute."""
+
+    actor: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=2, max_length=2000)
+
+
+class DisputeDecision(_Body):
+    """The level holding the dispute decides who is responsible."""
+
+    level: Literal["street", "district", "city"]
+    decided_by: str = Field(min_length=1, max_length=128)
+    primary_unit: str = Field(min_length=1, max_length=64)
+    cooperating_units: list[str] | None = Field(default=None, max_length=20)
+    reason: str = Field(min_length=2, max_length=2000)
+
+
+class TaskRead(BaseModel):
+    """A cooperating unit's share (协办) or a whistled department's check-in and report (吹哨报到)."""
+
+    unit_code: str
+    role: str
+    status: str
+    due_at: datetime | None
+    checkin_deadline: datetime | None
+    checked_in_at: datetime | None
+    report: str | None
+    reported_at: datetime | None
+    rating: int | None
+
+
+class ExtensionRead(BaseModel):
+    """An extension request and its decision."""
+
+    unit_code: str
+    working_days: int
+    reason: str
+    status: str
+    requested_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+
+
+class DisputeRead(BaseModel):
+    """A responsibility dispute and the level that settled it."""
+
+    level: str
+    status: str
+    opened_at: datetime
+    settled_at: datetime | None
+    decided_by: str | None
+    decision: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
 class TrailEntry(BaseModel):
     """One entry of the case's trail."""
 
@@ -103,6 +195,10 @@ class CaseRead(BaseModel):
     reporter_phone: str | None
     received_at: datetime
     updated_at: datetime
+    returns: list[dict[str, Any]] = []
+    tasks: list[TaskRead] = []
+    extensions: list[ExtensionRead] = []
+    disputes: list[DisputeRead] = []
     timeline: list[TrailEntry] = []
 
 

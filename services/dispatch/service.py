@@ -2,122 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import states, trail
+from services.dispatch import timers, trail
 from services.dispatch.context import DispatchContext
 from services.dispatch.judge import Judgement
-from services.dispatch.models import Case, messaging
+from services.dispatch.lifecycle import assign, emit, mask_phone, move
+from services.dispatch.models import Case, CaseTask
 from services.dispatch.workdays import add_hours, add_working_days
 from shared import topics
-from shared.events import CloudEvent, utcnow
+from shared.events import utcnow
 from shared.guide import Kind
 from shared.jurisdiction import Placement
-from shared.outbox import add_event
-from shared.problems import Conflict, Forbidden, NotFound, Problem
+from shared.problems import Conflict, NotFound, Problem
 
-SOURCE = "/jiesu/dispatch"
 URGENCY_ORDER = ("normal", "urgent", "emergency")
 SYSTEM = "system:judge"
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """Mask a phone number as 138****1234 before it leaves for units."""
-    if not phone:
-        return None
-    digits = phone.replace(" ", "").replace("-", "")
-    return "*" * len(digits) if len(digits) <= 7 else f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
-
-
-def case_summary(case: Case) -> dict[str, Any]:
-    """What every case event carries."""
-    return {
-        "case_id": case.id,
-        "case_number": case.case_number,
-        "status": case.status,
-        "source": case.source,
-        "kind_code": case.kind_code,
-        "category_code": case.category_code,
-        "domain_code": case.domain_code,
-        "primary_unit": case.primary_unit,
-        "cooperating_units": case.cooperating_units,
-        "territory": case.territory,
-        "urgency": case.urgency,
-        "reopen_count": case.reopen_count,
-    }
-
-
-async def _emit(session: AsyncSession, case: Case, event_type: str, at: datetime, **extra: Any) -> None:
-    await add_event(
-        session,
-        messaging,
-        topic=topics.CASES,
-        aggregatetype="case",
-        aggregateid=case.id,
-        event=CloudEvent(type=event_type, source=SOURCE, subject=case.id, time=at, data=case_summary(case) | extra),
-    )
-
-
-async def _assign(session: AsyncSession, case: Case, at: datetime, *, reason: str) -> None:
-    """Put the work on each unit's topic: the primary unit and every cooperating unit."""
-    assert case.primary_unit is not None
-    roles = [(case.primary_unit, "primary")] + [(u, "cooperating") for u in case.cooperating_units]
-    for unit, role in roles:
-        await add_event(
-            session,
-            messaging,
-            topic=topics.unit_topic(unit),
-            aggregatetype="case",
-            aggregateid=case.id,
-            event=CloudEvent(
-                type=topics.ASSIGNMENT_CREATED,
-                source=SOURCE,
-                subject=case.id,
-                time=at,
-                data=case_summary(case)
-                | {
-                    "unit_code": unit,
-                    "role": role,
-                    "reason": reason,
-                    "content": case.content,
-                    "subject": case.subject,
-                    "address": case.address,
-                    "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None,
-                    "reporter_phone": case.reporter_phone_masked,
-                    "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
-                    "complete_deadline": case.complete_deadline.isoformat() if case.complete_deadline else None,
-                },
-            ),
-        )
-
-
-async def _move(
-    session: AsyncSession,
-    case: Case,
-    action: str,
-    *,
-    actor: str,
-    at: datetime,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Apply one transition of the state machine and record it in the trail."""
-    before = case.status
-    case.status = states.next_status(action, before)
-    case.updated_at = at
-    await trail.append(
-        session,
-        case_id=case.id,
-        at=at,
-        actor=actor,
-        action=action,
-        from_status=before,
-        to_status=case.status,
-        detail=detail,
-    )
 
 
 def _urgency(kind: Kind, requested: str | None) -> str:
@@ -139,18 +43,26 @@ def _route(ctx: DispatchContext, case: Case, kind: Kind, placement: Placement | 
     cooperating = [u for u in [*kind.cooperating, *case.requested_departments] if u in known and u != primary]
     case.primary_unit = primary
     case.cooperating_units = list(dict.fromkeys(cooperating))
+    return []
+
+
+def set_deadlines(ctx: DispatchContext, case: Case, start: datetime, *, note: str = "") -> None:
+    """Deadlines to sign and to complete from the guide's time limits for the kind and urgency."""
+    kind = ctx.guide.kind_by_code[case.kind_code or ""]
     limits = kind.time_limits.get(case.urgency) or kind.time_limits[kind.urgency]  # type: ignore[call-overload]
-    now = case.updated_at
-    sign = add_hours(now, limits.sign_hours, tz=ctx.tz)
+    sign = add_hours(start, limits.sign_hours, tz=ctx.tz)
     complete = (
-        add_working_days(now, limits.complete_working_days, tz=ctx.tz)
+        add_working_days(start, limits.complete_working_days, tz=ctx.tz)
         if limits.complete_working_days is not None
-        else add_hours(now, limits.complete_hours or 0, tz=ctx.tz)
+        else add_hours(start, limits.complete_hours or 0, tz=ctx.tz)
     )
     case.sign_deadline = sign.due
     case.complete_deadline = complete.due
-    case.deadline_basis = {"sign": sign.basis, "complete": complete.basis}
-    return []
+    suffix = f"; {note}" if note else ""
+    case.deadline_basis = {
+        "sign": f"{kind.code} {case.urgency}: {sign.basis}{suffix}",
+        "complete": f"{kind.code} {case.urgency}: {complete.basis}{suffix}",
+    }
 
 
 def _apply_kind(ctx: DispatchContext, case: Case, kind: Kind) -> None:
@@ -231,7 +143,7 @@ async def _record_judgement(
     case.street_code = placement.street if placement else None
     reasons = list(judgement.reasons) + [f"placement: {r}" for r in place_reasons]
     case.updated_at = at
-    await _move(
+    await move(
         session,
         case,
         "judge",
@@ -248,30 +160,43 @@ async def _record_judgement(
         case.decision = "transfer"
         case.transfer_to = judgement.transfer_to
         case.judge_reasons = reasons
-        await _emit(session, case, topics.CASE_JUDGED, at, decision="transfer", reasons=reasons)
-        await _move(session, case, "transfer", actor=actor, at=at, detail={"to": judgement.transfer_to})
-        await _emit(session, case, topics.CASE_TRANSFERRED, at, transfer_to=judgement.transfer_to, emergency=True)
+        await emit(session, case, topics.CASE_JUDGED, at, decision="transfer", reasons=reasons)
+        await move(session, case, "transfer", actor=actor, at=at, detail={"to": judgement.transfer_to})
+        await emit(session, case, topics.CASE_TRANSFERRED, at, transfer_to=judgement.transfer_to, emergency=True)
         return
     if judgement.decision == "dispatch" and judgement.kind is not None:
         reasons += _route(ctx, case, judgement.kind, placement)
         if case.primary_unit is not None:
-            await _dispatch(session, case, actor=actor, at=at, reasons=reasons)
+            await dispatch_case(session, ctx, case, actor=actor, at=at, reasons=reasons)
             return
     case.decision = "triage"
     case.judge_reasons = reasons
-    await _emit(session, case, topics.CASE_JUDGED, at, decision="triage", reasons=reasons)
-    await _move(session, case, "triage", actor=actor, at=at, detail={"reasons": reasons})
+    await emit(session, case, topics.CASE_JUDGED, at, decision="triage", reasons=reasons)
+    await move(session, case, "triage", actor=actor, at=at, detail={"reasons": reasons})
 
 
-async def _dispatch(session: AsyncSession, case: Case, *, actor: str, at: datetime, reasons: list[str]) -> None:
+async def dispatch_case(
+    session: AsyncSession,
+    ctx: DispatchContext,
+    case: Case,
+    *,
+    actor: str,
+    at: datetime,
+    reasons: list[str],
+    note: str = "",
+) -> None:
+    """Send a routed case to its units: deadlines, co-handling tasks, timers, events (派单 or re-dispatch)."""
+    action = "redispatch" if case.status in ("returned", "disputed") else "dispatch"
     case.decision = "dispatch"
     case.judge_reasons = reasons
+    case.dispatched_at = at
+    set_deadlines(ctx, case, at, note=note)
     if case.status == "judged":
-        await _emit(session, case, topics.CASE_JUDGED, at, decision="dispatch", reasons=reasons)
-    await _move(
+        await emit(session, case, topics.CASE_JUDGED, at, decision="dispatch", reasons=reasons)
+    await move(
         session,
         case,
-        "dispatch",
+        action,
         actor=actor,
         at=at,
         detail={
@@ -280,8 +205,30 @@ async def _dispatch(session: AsyncSession, case: Case, *, actor: str, at: dateti
             "deadlines": case.deadline_basis,
         },
     )
-    await _emit(session, case, topics.CASE_DISPATCHED, at, **deadlines(case))
-    await _assign(session, case, at, reason="dispatched")
+    await _open_tasks(session, ctx, case, at)
+    await timers.schedule_case_timers(session, ctx, case, at)
+    await emit(session, case, topics.CASE_DISPATCHED, at, redispatched=action == "redispatch", **deadlines(case))
+    await assign(session, case, at, reason="redispatched" if action == "redispatch" else "dispatched")
+
+
+async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, at: datetime) -> None:
+    """A task per cooperating unit (协办); a town's whistled departments must also check in (报到)."""
+    existing = set((await session.execute(select(CaseTask.unit_code).where(CaseTask.case_id == case.id))).scalars())
+    for unit in case.cooperating_units:
+        if unit in existing:
+            continue
+        whistled = case.source == "town" and unit in case.requested_departments
+        task = CaseTask(
+            case_id=case.id,
+            unit_code=unit,
+            role="whistle" if whistled else "cooperating",
+            status="assigned",
+            due_at=case.complete_deadline,
+            checkin_deadline=at + timedelta(hours=ctx.settings.checkin_hours) if whistled else None,
+        )
+        session.add(task)
+        if whistled:
+            timers.schedule_checkin(session, case, task)
 
 
 def deadlines(case: Case) -> dict[str, Any]:
@@ -301,44 +248,6 @@ async def lock_case(session: AsyncSession, case_id: str) -> Case:
     return case
 
 
-def _check_unit(case: Case, unit_code: str) -> None:
-    if case.primary_unit != unit_code:
-        raise Forbidden(
-            f"case {case.case_number} is assigned to {case.primary_unit}, not to {unit_code}",
-            field="unit_code",
-        )
-
-
-async def unit_action(
-    session: AsyncSession, case_id: str, *, action: str, unit_code: str, detail: dict[str, Any]
-) -> Case:
-    """A unit signs for (签收), progresses, returns (退单) or completes (办结) its case."""
-    case = await lock_case(session, case_id)
-    states.next_status(action, case.status)  # the state speaks first: signing a signed case is 409 for anyone
-    _check_unit(case, unit_code)
-    now = utcnow()
-    await _move(session, case, action, actor=f"unit:{unit_code}", at=now, detail=detail)
-    extra: dict[str, Any] = {"unit_code": unit_code, **detail}
-    if action == "sign":
-        on_time = case.sign_deadline is None or now <= case.sign_deadline
-        extra |= {
-            "on_time": on_time,
-            "sign_deadline": case.sign_deadline.isoformat() if case.sign_deadline else None,
-        }
-    elif action == "complete":
-        on_time = case.complete_deadline is None or now <= case.complete_deadline
-        case.result = detail
-        extra |= {"on_time": on_time}
-    event_type = {
-        "sign": topics.CASE_SIGNED,
-        "progress": topics.CASE_PROGRESSED,
-        "return": topics.CASE_RETURNED,
-        "complete": topics.CASE_COMPLETED,
-    }[action]
-    await _emit(session, case, event_type, now, **extra)
-    return case
-
-
 async def manual_judge(
     session: AsyncSession,
     ctx: DispatchContext,
@@ -350,7 +259,7 @@ async def manual_judge(
 ) -> Case:
     """A person at the centre decides a case waiting in triage or returned by a unit."""
     case = await lock_case(session, case_id)
-    if case.status not in ("triage", "returned"):
+    if case.status not in ("triage", "returned", "disputed"):
         raise Conflict(
             f"case {case.case_number} is {case.status}, not waiting for a person", current_status=case.status
         )
@@ -383,38 +292,43 @@ async def manual_judge(
         reasons.append(f"re-routed from {previous_unit}")
     case.confidence = 1.0
     case.judge_method = "person"
-    await _dispatch(session, case, actor=actor, at=now, reasons=reasons)
+    await dispatch_case(session, ctx, case, actor=actor, at=now, reasons=reasons)
     return case
 
 
-async def apply_verdict(session: AsyncSession, data: dict[str, Any], at: datetime) -> Case | None:
-    """Evaluation's verdict on a completed case: close it, or reopen it to the same unit (重办)."""
-    case = await session.get(Case, data["case_id"])
+async def apply_verdict(session: AsyncSession, ctx: DispatchContext, data: dict[str, Any], at: datetime) -> Case | None:
+    """Evaluation's verdict after the call-back (回访): close the case, or reopen it to the same unit (重办)."""
+    case = (
+        await session.execute(select(Case).where(Case.id == data["case_id"]).with_for_update())
+    ).scalar_one_or_none()
     if case is None or case.status != "completed":
         return None
-    verdict = data["verdict"]
-    if verdict == "closed":
-        await _move(
+    feedback = data.get("feedback")
+    await move(session, case, "call_back", actor="system:evaluation", at=at, detail={"feedback": feedback})
+    await emit(session, case, topics.CASE_CALLED_BACK, at, feedback=feedback, verdict=data["verdict"])
+    if data["verdict"] == "closed":
+        await move(session, case, "close", actor="system:evaluation", at=at, detail={"verdict": "closed"})
+        await emit(session, case, topics.CASE_CLOSED, at, feedback=feedback)
+        return case
+    case.reopen_count += 1
+    await move(session, case, "reopen", actor="system:evaluation", at=at, detail={"round": case.reopen_count})
+    set_deadlines(ctx, case, at, note=f"reopened (round {case.reopen_count})")
+    await timers.schedule_case_timers(session, ctx, case, at)
+    await emit(session, case, topics.CASE_REOPENED, at, feedback=feedback, **deadlines(case))
+    await assign(session, case, at, reason="reopened")
+    if case.reopen_count > ctx.settings.max_reopens:
+        detail = {"reason": f"reopened {case.reopen_count} times (limit {ctx.settings.max_reopens})"}
+        await trail.append(
             session,
-            case,
-            "close",
-            actor="system:evaluation",
+            case_id=case.id,
             at=at,
-            detail={"feedback": data.get("feedback")},
-        )
-        await _emit(session, case, topics.CASE_CLOSED, at, feedback=data.get("feedback"))
-    else:
-        case.reopen_count += 1
-        await _move(
-            session,
-            case,
-            "reopen",
             actor="system:evaluation",
-            at=at,
-            detail={"feedback": data.get("feedback")},
+            action="supervise",
+            from_status=case.status,
+            to_status=case.status,
+            detail=detail,
         )
-        await _emit(session, case, topics.CASE_REOPENED, at, feedback=data.get("feedback"))
-        await _assign(session, case, at, reason="reopened")
+        await emit(session, case, topics.CASE_SUPERVISED, at, **detail)
     return case
 
 

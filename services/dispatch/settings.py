@@ -20,3 +20,10 @@ class DispatchSettings(ServiceSettings):
     jurisdiction_path: Path | None = Field(default=None, description="a GeoJSON jurisdiction; the seed one if unset")
     confidence_threshold: float = Field(default=0.35, ge=0, le=1, description="below it a person judges (triage)")
     timezone: str = "Asia/Shanghai"
+    timers: bool = Field(default=True, description="run the deadline timers in this process")
+    timer_poll_seconds: float = Field(default=1.0, gt=0)
+    warn_fraction: float = Field(default=0.2, gt=0, lt=1, description="warn when this share of the time is left")
+    urge_after_hours: float = Field(default=24.0, gt=0, description="催办 this long after a missed deadline")
+    supervise_after_working_days: int = Field(default=5, ge=1, description="督办 this long after a missed deadline")
+    checkin_hours: float = Field(default=2.0, gt=0, description="报到: a whistled department must check in within")
+    max_reopens: int = Field(default=2, ge=0, description="reopen rounds before a case goes to supervision")

@@ -9,15 +9,23 @@ from shared.problems import Conflict
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: Final[dict[str, tuple[frozenset[str], str]]] = {
     "judge": (frozenset({"received"}), "judged"),
-    "dispatch": (frozenset({"judged", "triage", "returned"}), "dispatched"),
+    "dispatch": (frozenset({"judged", "triage"}), "dispatched"),
+    "redispatch": (frozenset({"returned", "disputed"}), "dispatched"),  # re-dispatched after a return or dispute
     "triage": (frozenset({"judged"}), "triage"),
-    "transfer": (frozenset({"judged"}), "transferred"),
+    "transfer": (frozenset({"judged"}), "transferred"),  # emergencies: 110/119/120/122
+    "refuse": (frozenset({"judged", "triage"}), "refused"),  # 不予受理
+    "merge": (frozenset({"judged", "triage", "dispatched"}), "merged"),  # a duplicate joins the first case
     "sign": (frozenset({"dispatched", "reopened"}), "signed"),  # 签收
     "progress": (frozenset({"signed", "in_progress"}), "in_progress"),
     "return": (frozenset({"dispatched", "signed"}), "returned"),  # 退单
-    "complete": (frozenset({"signed", "in_progress"}), "completed"),  # 办结
-    "close": (frozenset({"completed"}), "closed"),
-    "reopen": (frozenset({"completed"}), "reopened"),  # 重办
+    "dispute": (frozenset({"returned"}), "disputed"),  # 三级会商
+    "request_extension": (frozenset({"signed", "in_progress"}), "extension_requested"),  # 延期
+    "grant_extension": (frozenset({"extension_requested"}), "in_progress"),
+    "refuse_extension": (frozenset({"extension_requested"}), "in_progress"),
+    "complete": (frozenset({"signed", "in_progress", "extension_requested"}), "completed"),  # 办结
+    "call_back": (frozenset({"completed"}), "called_back"),  # 回访
+    "close": (frozenset({"called_back"}), "closed"),
+    "reopen": (frozenset({"called_back"}), "reopened"),  # 重办
 }
 STATUSES: Final[frozenset[str]] = frozenset(
     {"received"} | {to for _, to in TRANSITIONS.values()} | {s for froms, _ in TRANSITIONS.values() for s in froms}

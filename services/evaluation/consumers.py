@@ -31,7 +31,14 @@ def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
         await service.on_reopened(session, event.data)
 
     async def status(session: AsyncSession, event: CloudEvent) -> None:
-        await service.on_status(session, event.data)
+        if "status" in event.data and "case_id" in event.data:
+            await service.on_status(session, event.data)
+
+    async def overdue(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_overdue(session, event.data)
+
+    async def rated(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_whistle_rated(session, event.data, event.time, tz)
 
     handlers: dict[str, Handler] = {
         topics.CASE_JUDGED: judged,
@@ -39,15 +46,14 @@ def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
         topics.CASE_SIGNED: signed,
         topics.CASE_COMPLETED: completed,
         topics.CASE_REOPENED: reopened,
-        topics.CASE_CLOSED: status,
-        topics.CASE_PROGRESSED: status,
-        topics.CASE_RETURNED: status,
-        topics.CASE_TRANSFERRED: status,
+        topics.CASE_OVERDUE: overdue,
+        topics.WHISTLE_RATED: rated,
     }
     return [
         ConsumerSpec(
             group=f"{namespace}jiesu-evaluation-cases",
             topics=[topics.named(namespace, topics.CASES)],
             handlers=handlers,
+            fallback=status,
         )
     ]

@@ -36,6 +36,7 @@ class EvaluatedCase(Base):
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     round: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_counted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Feedback(Base):
@@ -73,6 +74,9 @@ class UnitDayStats(Base):
     basically_satisfied: Mapped[int] = mapped_column(Integer, default=0)
     dissatisfied: Mapped[int] = mapped_column(Integer, default=0)
     reopened: Mapped[int] = mapped_column(Integer, default=0)
+    overdue: Mapped[int] = mapped_column(Integer, default=0)
+    bottom_up_ratings: Mapped[int] = mapped_column(Integer, default=0)
+    bottom_up_score_sum: Mapped[int] = mapped_column(Integer, default=0)
 
 
 messaging = define_messaging_tables(Base.metadata)

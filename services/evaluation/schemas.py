@@ -41,6 +41,13 @@ class Rate(BaseModel):
     denominator: int
 
 
+class BottomUp(BaseModel):
+    """Towns' ratings of a department they called (1–5): the bottom-up share of its score."""
+
+    mean: float | None
+    ratings: int
+
+
 class UnitMetrics(BaseModel):
     """The three rates (三率) and their counts for one unit and period."""
 
@@ -56,6 +63,8 @@ class UnitMetrics(BaseModel):
     satisfaction_rate: Rate
     on_time_sign_rate: Rate
     on_time_completion_rate: Rate
+    overdue: int
+    bottom_up_rating: BottomUp
 
 
 class MetricsPage(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import EvaluatedCase, Feedback, UnitDayStats, messaging
-from services.evaluation.schemas import FeedbackCreate, Hotspot, Rate, UnitMetrics
+from services.evaluation.schemas import BottomUp, FeedbackCreate, Hotspot, Rate, UnitMetrics
 from shared import topics
 from shared.events import CloudEvent, utcnow
 from shared.outbox import add_event
@@ -31,6 +31,9 @@ COUNTERS = (
     "basically_satisfied",
     "dissatisfied",
     "reopened",
+    "overdue",
+    "bottom_up_ratings",
+    "bottom_up_score_sum",
 )
 DEFINITIONS = {
     "response_rate": "响应率: cases signed for (签收) / cases dispatched",
@@ -38,6 +41,8 @@ DEFINITIONS = {
     "satisfaction_rate": "满意率: satisfied + basically satisfied / call-backs",
     "on_time_sign_rate": "signed before the sign deadline / signed",
     "on_time_completion_rate": "completed before the completion deadline / completed",
+    "overdue": "cases whose completion deadline passed before they were completed",
+    "bottom_up_rating": "mean of towns' 1-5 ratings of the department after a whistle (吹哨报到), by rating day",
     "period": "cases count in the period (Asia/Shanghai day) in which they were dispatched",
 }
 
@@ -136,6 +141,26 @@ async def on_completed(session: AsyncSession, data: dict[str, Any], at: datetime
             completed=1,
             completed_on_time=int(bool(data.get("on_time"))),
         )
+
+
+async def on_overdue(session: AsyncSession, data: dict[str, Any]) -> None:
+    """A missed completion deadline counts against the unit (once per case)."""
+    case = await _case(session, data["case_id"])
+    if case is None or case.period_day is None or data.get("deadline") != "complete" or case.overdue_counted:
+        return
+    case.overdue_counted = True
+    await bump(session, unit=case.primary_unit or "", day=case.period_day, overdue=1)
+
+
+async def on_whistle_rated(session: AsyncSession, data: dict[str, Any], at: datetime, tz: ZoneInfo) -> None:
+    """A town rated a department it called: the bottom-up share of that department's score."""
+    await bump(
+        session,
+        unit=str(data["unit_code"]),
+        day=at.astimezone(tz).date(),
+        bottom_up_ratings=1,
+        bottom_up_score_sum=int(data["score"]),
+    )
 
 
 async def on_status(session: AsyncSession, data: dict[str, Any]) -> None:
@@ -279,6 +304,13 @@ async def metrics(
                 satisfaction_rate=_rate(c["satisfied"] + c["basically_satisfied"], c["feedback"]),
                 on_time_sign_rate=_rate(c["signed_on_time"], c["signed"]),
                 on_time_completion_rate=_rate(c["completed_on_time"], c["completed"]),
+                overdue=c["overdue"],
+                bottom_up_rating=BottomUp(
+                    mean=round(c["bottom_up_score_sum"] / c["bottom_up_ratings"], 2)
+                    if c["bottom_up_ratings"]
+                    else None,
+                    ratings=c["bottom_up_ratings"],
+                ),
             )
         )
     return items

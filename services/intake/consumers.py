@@ -9,22 +9,11 @@ from shared import topics
 from shared.consumer import ConsumerSpec
 from shared.events import CloudEvent
 
-CASE_EVENTS = (
-    topics.CASE_JUDGED,
-    topics.CASE_DISPATCHED,
-    topics.CASE_SIGNED,
-    topics.CASE_PROGRESSED,
-    topics.CASE_RETURNED,
-    topics.CASE_COMPLETED,
-    topics.CASE_CLOSED,
-    topics.CASE_REOPENED,
-    topics.CASE_TRANSFERRED,
-    topics.CASE_REFUSED,
-)
-
 
 async def on_case_event(session: AsyncSession, event: CloudEvent) -> None:
     """Any case event: copy its status onto the report."""
+    if "status" not in event.data or "case_id" not in event.data:
+        return
     await follow_case_status(
         session, report_id=str(event.data["case_id"]), status=str(event.data["status"]), at=event.time
     )
@@ -36,6 +25,7 @@ def consumer_specs(namespace: str) -> list[ConsumerSpec]:
         ConsumerSpec(
             group=f"{namespace}jiesu-intake-status",
             topics=[topics.named(namespace, topics.CASES)],
-            handlers=dict.fromkeys(CASE_EVENTS, on_case_event),
+            handlers={},
+            fallback=on_case_event,
         )
     ]

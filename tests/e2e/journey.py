@@ -94,4 +94,4 @@ def check_closed(cases: list[dict[str, Any]]) -> None:
     assert cases[2]["cooperating_units"] == ["DEPT-HC"]
     for case in cases:
         actions = [entry["action"] for entry in case["timeline"]]
-        assert actions == ["receive", "judge", "dispatch", "sign", "complete", "close"], actions
+        assert actions == ["receive", "judge", "dispatch", "sign", "complete", "call_back", "close"], actions

@@ -94,7 +94,9 @@ async def test_the_units_actions_follow_the_state_machine(stack: Stack) -> None:
         json={"unit_code": "DEPT-EE", "result_type": "resolved", "result": "已责令停止夜间施工"},
     )
     assert done.json()["status"] == "completed"
-    assert done.json()["result"] == {"result_type": "resolved", "result": "已责令停止夜间施工"}
+    result = done.json()["result"]
+    assert (result["result_type"], result["result"]) == ("resolved", "已责令停止夜间施工")
+    assert [(c["unit_code"], c["status"]) for c in result["cooperation"]] == [("DEPT-HC", "assigned")]
 
 
 async def test_a_returned_case_waits_for_a_person_who_reroutes_it(stack: Stack) -> None:
