@@ -62,17 +62,23 @@ class Primary(_Strict):
 class TimeLimit(_Strict):
     """How long a unit has to sign for (签收) and to complete (办结) a case of one urgency.
 
-    Completion is counted in working days (China's holiday calendar) or, for urgent matters, in clock hours.
+    Signing is counted in clock hours or in working hours (09:00-17:00 on working days); completion in working
+    days, working hours or, for urgent matters, clock hours. Working time follows China's holiday calendar.
     """
 
-    sign_hours: float = Field(gt=0)
+    sign_hours: float | None = Field(default=None, gt=0)
+    sign_working_hours: float | None = Field(default=None, gt=0)
     complete_working_days: int | None = Field(default=None, ge=1)
+    complete_working_hours: float | None = Field(default=None, gt=0)
     complete_hours: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_measure(self) -> TimeLimit:
-        if (self.complete_working_days is None) == (self.complete_hours is None):
-            raise ValueError("give exactly one of complete_working_days or complete_hours")
+        if (self.sign_hours is None) == (self.sign_working_hours is None):
+            raise ValueError("give exactly one of sign_hours or sign_working_hours")
+        completes = [self.complete_working_days, self.complete_working_hours, self.complete_hours]
+        if sum(value is not None for value in completes) != 1:
+            raise ValueError("give exactly one of complete_working_days, complete_working_hours or complete_hours")
         return self
 
 

@@ -13,7 +13,7 @@ from services.dispatch.context import DispatchContext
 from services.dispatch.judge import Judgement
 from services.dispatch.lifecycle import assign, emit, mask_phone, move
 from services.dispatch.models import Case, CaseTask
-from services.dispatch.workdays import add_hours, add_working_days
+from services.dispatch.workdays import add_hours, add_working_days, add_working_hours
 from shared import topics
 from shared.events import utcnow
 from shared.guide import Kind
@@ -50,12 +50,17 @@ def set_deadlines(ctx: DispatchContext, case: Case, start: datetime, *, note: st
     """Deadlines to sign and to complete from the guide's time limits for the kind and urgency."""
     kind = ctx.guide.kind_by_code[case.kind_code or ""]
     limits = kind.time_limits.get(case.urgency) or kind.time_limits[kind.urgency]  # type: ignore[call-overload]
-    sign = add_hours(start, limits.sign_hours, tz=ctx.tz)
-    complete = (
-        add_working_days(start, limits.complete_working_days, tz=ctx.tz)
-        if limits.complete_working_days is not None
-        else add_hours(start, limits.complete_hours or 0, tz=ctx.tz)
+    sign = (
+        add_hours(start, limits.sign_hours, tz=ctx.tz)
+        if limits.sign_hours is not None
+        else add_working_hours(start, limits.sign_working_hours or 0, tz=ctx.tz)
     )
+    if limits.complete_working_days is not None:
+        complete = add_working_days(start, limits.complete_working_days, tz=ctx.tz)
+    elif limits.complete_working_hours is not None:
+        complete = add_working_hours(start, limits.complete_working_hours, tz=ctx.tz)
+    else:
+        complete = add_hours(start, limits.complete_hours or 0, tz=ctx.tz)
     case.sign_deadline = sign.due
     case.complete_deadline = complete.due
     suffix = f"; {note}" if note else ""

@@ -53,3 +53,36 @@ def add_hours(start: datetime, hours: float, *, tz: ZoneInfo) -> Deadline:
     """Due a number of clock hours after the start."""
     due = (start + timedelta(hours=hours)).astimezone(tz)
     return Deadline(due=due, basis=f"{hours:g} hours after {start.astimezone(tz).isoformat()}")
+
+
+WORKDAY_START = time(9, 0)
+WORKDAY_END = time(17, 0)
+
+
+def add_working_hours(start: datetime, hours: float, *, tz: ZoneInfo) -> Deadline:
+    """Due after ``hours`` of office time (09:00-17:00 on working days), skipping nights, weekends and holidays."""
+    local = start.astimezone(tz)
+    remaining = timedelta(hours=hours)
+    cursor = local
+    skipped_days = 0
+    sources: set[str] = set()
+    while True:
+        working, source = is_working_day(cursor.date())
+        sources.add(source)
+        opens = datetime.combine(cursor.date(), WORKDAY_START, tzinfo=tz)
+        closes = datetime.combine(cursor.date(), WORKDAY_END, tzinfo=tz)
+        if working and cursor < closes:
+            begin = max(cursor, opens)
+            available = closes - begin
+            if remaining <= available:
+                due = begin + remaining
+                break
+            remaining -= available
+        elif not working:
+            skipped_days += 1
+        cursor = datetime.combine(cursor.date() + timedelta(days=1), WORKDAY_START, tzinfo=tz)
+    basis = (
+        f"{hours:g} working hours ({WORKDAY_START:%H:%M}-{WORKDAY_END:%H:%M}) after {local.isoformat()}, "
+        f"skipping {skipped_days} non-working days ({'+'.join(sorted(sources))})"
+    )
+    return Deadline(due=due, basis=basis)

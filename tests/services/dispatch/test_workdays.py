@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from services.dispatch.workdays import add_hours, add_working_days, is_working_day
+from services.dispatch.workdays import add_hours, add_working_days, add_working_hours, is_working_day
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -47,3 +47,18 @@ def test_years_beyond_the_calendar_fall_back_to_weekends_and_say_so() -> None:
 def test_sign_deadlines_are_clock_hours() -> None:
     deadline = add_hours(at("2025-10-01", 9), 2, tz=TZ)
     assert deadline.due == at("2025-10-01", 11)
+
+
+def test_working_hours_skip_the_night_and_the_holiday_week() -> None:
+    # 30 Sep 2025 15:00: two office hours left that day, then 1-8 Oct are holidays; four more hours on 9 Oct.
+    deadline = add_working_hours(at("2025-09-30", 15), 6, tz=TZ)
+    assert deadline.due == at("2025-10-09", 13)
+    assert "skipping 8 non-working days" in deadline.basis
+
+
+def test_working_hours_started_before_opening_count_from_nine() -> None:
+    assert add_working_hours(at("2025-09-28", 7), 3, tz=TZ).due == at("2025-09-28", 12)  # a make-up Sunday
+
+
+def test_working_hours_started_after_closing_begin_the_next_working_day() -> None:
+    assert add_working_hours(at("2025-10-10", 18), 1, tz=TZ).due == at("2025-10-11", 10)  # make-up Saturday
