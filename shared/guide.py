@@ -104,6 +104,15 @@ class Kind(_Strict):
     time_limits: dict[Urgency, TimeLimit]
 
 
+class OutOfScope(_Strict):
+    """A matter the centre does not take (不予受理), and the reason the hotline reads out."""
+
+    code: str
+    name: str
+    keywords: list[str] = Field(min_length=1)
+    reason: str
+
+
 class Guide(_Strict):
     """A versioned dispatch guide; every reference must resolve."""
 
@@ -113,6 +122,7 @@ class Guide(_Strict):
     categories: list[Category]
     kinds: list[Kind]
     units: list[Unit]
+    out_of_scope: list[OutOfScope] = []
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Guide:

@@ -50,3 +50,4 @@ WHISTLE_RATED = "jiesu.dispatch.whistle.rated.v1"  # a town rates a department i
 UNIT_NOTICE = "jiesu.dispatch.unit.notice.v1"
 ACTION_REJECTED = "jiesu.dispatch.action.rejected.v1"
 UNIT_ACTION = "jiesu.unit.action.v1"
+CASE_MERGED = "jiesu.dispatch.case.merged.v1"

@@ -102,6 +102,8 @@ async def detailed(session: AsyncSession, case: Case, ctx: DispatchContext) -> C
     """A case with its timeline, tasks, extensions and disputes (inside the caller's transaction)."""
     view = to_read(case, ctx, await trail.entries_of(session, case.id))
     view.returns = case.returns
+    view.merged_into = case.merged_into
+    view.merged_cases = case.merged_cases
     view.tasks = [TaskRead.model_validate(t, from_attributes=True) for t in await handling.tasks_of(session, case.id)]
     view.extensions = [
         ExtensionRead.model_validate(e, from_attributes=True) for e in await handling.extensions_of(session, case.id)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from shared.guide import Guide, Kind
 
-Decision = Literal["dispatch", "triage", "transfer"]
+Decision = Literal["dispatch", "triage", "transfer", "refuse"]
 _CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z0-9]+")
 
 
@@ -95,6 +95,16 @@ class Judge:
                     method="emergency-keyword",
                     reasons=(f"emergency keyword {hit!r}: transfer to {kind.transfer_to}",),
                     transfer_to=kind.transfer_to,
+                )
+        for rule in self.guide.out_of_scope:
+            hit = next((kw for kw in rule.keywords if kw in text), None)
+            if hit:
+                return Judgement(
+                    kind=None,
+                    confidence=1.0,
+                    decision="refuse",
+                    method="out-of-scope",
+                    reasons=(f"{rule.code} {rule.name} ({hit!r}): {rule.reason}",),
                 )
         predicted, confidence = self.classifier.predict(text)
         if kind_code:

@@ -195,6 +195,8 @@ class CaseRead(BaseModel):
     reporter_phone: str | None
     received_at: datetime
     updated_at: datetime
+    merged_into: str | None = None
+    merged_cases: list[str] = []
     returns: list[dict[str, Any]] = []
     tasks: list[TaskRead] = []
     extensions: list[ExtensionRead] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,6 +78,72 @@ def _apply_kind(ctx: DispatchContext, case: Case, kind: Kind) -> None:
     case.domain_code = ctx.guide.domain_of(kind)
 
 
+OPEN = ("triage", "dispatched", "signed", "in_progress", "extension_requested", "reopened", "returned", "disputed")
+
+
+def reporter_key(phone: str | None) -> str | None:
+    """A stable pseudonym of the caller's phone, to recognise the same caller without storing the number."""
+    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    return hashlib.sha256(f"jiesu-caller:{digits}".encode()).hexdigest() if digits else None
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case) -> tuple[Case, str] | None:
+    """An open case of the same kind about the same place, or from the same caller, within the window."""
+    if case.kind_code is None:
+        return None
+    since = case.received_at - timedelta(hours=ctx.settings.duplicate_window_hours)
+    candidates = (
+        await session.execute(
+            select(Case)
+            .where(
+                Case.kind_code == case.kind_code,
+                Case.id != case.id,
+                Case.status.in_(OPEN),
+                Case.received_at >= since,
+            )
+            .order_by(Case.received_at)
+            .limit(200)
+        )
+    ).scalars()
+    for other in candidates:
+        if case.reporter_key and other.reporter_key == case.reporter_key:
+            return other, "the same caller reported the same kind of problem"
+        if None not in (case.lat, case.lon, other.lat, other.lon):
+            gap = distance_m(case.lat, case.lon, other.lat, other.lon)  # type: ignore[arg-type]
+            if gap <= ctx.settings.duplicate_distance_m:
+                return other, f"the same kind of problem {gap:.0f} m away"
+        if case.address and other.address and case.address.strip() == other.address.strip():
+            return other, "the same kind of problem at the same address"
+    return None
+
+
+async def merge_into(session: AsyncSession, case: Case, first: Case, *, reason: str, at: datetime) -> None:
+    """合并: the duplicate joins the first case instead of creating new work; both show it."""
+    case.merged_into = first.id
+    case.primary_unit = first.primary_unit
+    await move(session, case, "merge", actor=SYSTEM, at=at, detail={"into": first.case_number, "reason": reason})
+    first.merged_cases = [*first.merged_cases, case.id]
+    await trail.append(
+        session,
+        case_id=first.id,
+        at=at,
+        actor=SYSTEM,
+        action="absorb",
+        from_status=first.status,
+        to_status=first.status,
+        detail={"duplicate": case.case_number, "reason": reason},
+    )
+    await emit(session, case, topics.CASE_MERGED, at, merged_into=first.id, reason=reason)
+
+
 async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict[str, Any]) -> Case | None:
     """Open a case for a received report, judge it and dispatch, triage or transfer it."""
     if await session.get(Case, report["id"]) is not None:
@@ -94,6 +162,8 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         lon=location.get("lon"),
         grid_code=report.get("grid_code"),
         reporter_phone_masked=mask_phone(reporter.get("phone")),
+        reporter_key=reporter_key(reporter.get("phone")),
+        merged_cases=[],
         requested_departments=list(report.get("requested_departments") or []),
         urgency=report.get("urgency") or "normal",
         decision="pending",
@@ -161,6 +231,21 @@ async def _record_judgement(
             "reasons": reasons,
         },
     )
+    if judgement.decision == "refuse":
+        case.decision = "refuse"
+        case.judge_reasons = reasons
+        await emit(session, case, topics.CASE_JUDGED, at, decision="refuse", reasons=reasons)
+        await move(session, case, "refuse", actor=actor, at=at, detail={"reasons": reasons})
+        await emit(session, case, topics.CASE_REFUSED, at, reasons=reasons)
+        return
+    duplicate = await find_duplicate(session, ctx, case) if judgement.decision != "transfer" else None
+    if duplicate is not None:
+        first, why = duplicate
+        case.decision = "merge"
+        case.judge_reasons = [*reasons, f"duplicate of {first.case_number}: {why}"]
+        await emit(session, case, topics.CASE_JUDGED, at, decision="merge", reasons=case.judge_reasons)
+        await merge_into(session, case, first, reason=why, at=at)
+        return
     if judgement.decision == "transfer":
         case.decision = "transfer"
         case.transfer_to = judgement.transfer_to

@@ -26,4 +26,6 @@ class DispatchSettings(ServiceSettings):
     urge_after_hours: float = Field(default=24.0, gt=0, description="催办 this long after a missed deadline")
     supervise_after_working_days: int = Field(default=5, ge=1, description="督办 this long after a missed deadline")
     checkin_hours: float = Field(default=2.0, gt=0, description="报到: a whistled department must check in within")
+    duplicate_window_hours: float = Field(default=72, gt=0, description="reports this close in time may merge")
+    duplicate_distance_m: float = Field(default=250, gt=0, description="same kind within this distance merges")
     max_reopens: int = Field(default=2, ge=0, description="reopen rounds before a case goes to supervision")

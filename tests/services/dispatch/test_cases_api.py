@@ -151,3 +151,41 @@ async def test_the_guide_in_force_is_served(stack: Stack) -> None:
     assert guide["version"].startswith("seed")
     assert guide["counts"]["kinds"] == sum(len(c["kinds"]) for c in guide["categories"])
     assert any(u["code"] == "ST-110199001" for u in guide["units"])
+
+
+async def test_duplicates_merge_onto_the_first_case_and_both_show_it(stack: Stack) -> None:
+    first = await dispatched(
+        stack,
+        source="hotline",
+        external_id="m1",
+        content="路口的路灯坏了不亮",
+        location={"lat": 39.9100, "lon": 116.3100},
+    )
+    near = await stack.report(
+        source="grid", external_id="m2", content="这里路灯不亮，晚上很黑", location={"lat": 39.9105, "lon": 116.3105}
+    )
+    merged = await stack.case_in(str(near["id"]), "merged")
+    assert merged["merged_into"] == first["id"]
+    assert "m away" in merged["judge_reasons"][-1]
+    caller = {"name": "王五", "phone": "13700001234"}
+    again = await dispatched(stack, source="hotline", external_id="m3", content="路灯又坏了", reporter=caller)
+    repeat = await stack.report(source="hotline", external_id="m4", content="我之前反映的路灯还是不亮", reporter=caller)
+    assert (await stack.case_in(str(repeat["id"]), "merged"))["merged_into"] == again["id"]
+    other_kind = await dispatched(
+        stack,
+        source="hotline",
+        external_id="m5",
+        content="路口有人摆摊占道经营",
+        location={"lat": 39.9101, "lon": 116.3101},
+    )
+    assert other_kind["merged_into"] is None
+    original = (await stack.dispatch.get(f"/v1/cases/{first['id']}")).json()
+    assert original["merged_cases"] == [near["id"]]
+    assert original["status"] == "dispatched" and original["timeline"][-1]["action"] == "absorb"
+    await stack.report_in(str(near["id"]), "merged")
+
+
+async def test_an_out_of_scope_request_is_refused(stack: Stack) -> None:
+    accepted = await stack.report(source="hotline", external_id="o1", content="朋友借钱不还，你们帮我要回来")
+    refused = await stack.case_in(str(accepted["id"]), "refused")
+    assert refused["decision"] == "refuse" and "民事纠纷" in refused["judge_reasons"][0]

@@ -58,3 +58,9 @@ def test_an_unknown_code_is_not_blindly_taken(judge: Judge) -> None:
     result = judge.judge(text="路灯不亮", kind_code="K9999", source="grid")
     assert result.decision == "triage"
     assert "unknown kind code" in result.reasons[0]
+
+
+def test_a_matter_already_in_court_is_refused_with_the_reason_to_read_out(judge: Judge) -> None:
+    result = judge.judge(text="我和开发商的房屋纠纷法院已立案，希望你们催一下", kind_code=None, source="hotline")
+    assert (result.decision, result.kind) == ("refuse", None)
+    assert "人民法院" in result.reasons[0]
