@@ -61,6 +61,26 @@ class Placement:
         return self.codes.get("street")
 
 
+class _CellIndex:
+    """A uniform-grid spatial index: each cell lists the areas whose bounding box touches it."""
+
+    def __init__(self, areas: list[Area], *, cell_degrees: float = 0.005) -> None:
+        self.size = cell_degrees
+        self.cells: dict[tuple[int, int], list[Area]] = {}
+        for area in areas:
+            x0, y0, x1, y1 = area.bbox
+            for i in range(self._cell(x0), self._cell(x1) + 1):
+                for j in range(self._cell(y0), self._cell(y1) + 1):
+                    self.cells.setdefault((i, j), []).append(area)
+
+    def _cell(self, value: float) -> int:
+        return int(value // self.size)
+
+    def candidates(self, lon: float, lat: float) -> list[Area]:
+        """Areas that may contain the point (bounding boxes only)."""
+        return self.cells.get((self._cell(lon), self._cell(lat)), [])
+
+
 class Jurisdiction:
     """Areas by code, with lookups by grid code, point and address text."""
 
@@ -68,6 +88,7 @@ class Jurisdiction:
         self.areas = {a.code: a for a in areas}
         self.units = units
         self._grids = [a for a in areas if a.level == "grid"]
+        self._cells = _CellIndex(self._grids)
         names = [(n, a) for a in areas for n in (a.name, *a.aliases) if n]
         self._names = sorted(names, key=lambda pair: (-len(pair[0]), LEVELS.index(pair[1].level)))
 
@@ -86,7 +107,7 @@ class Jurisdiction:
         return self._placement(area, "grid_code") if area is not None else None
 
     def by_location(self, lon: float, lat: float) -> Placement | None:
-        for grid in self._grids:
+        for grid in self._cells.candidates(lon, lat):
             if grid.contains(lon, lat):
                 return self._placement(grid, "location")
         return None

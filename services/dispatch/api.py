@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import handling, service, trail
 from services.dispatch.context import DispatchContext
-from services.dispatch.models import Case, CaseEntry
+from services.dispatch.models import Case, CaseEntry, LabelledExample
 from services.dispatch.schemas import (
     CasePage,
     CaseRead,
@@ -334,6 +338,37 @@ async def settle(case_id: str, body: DisputeDecision, request: Request, session:
         ),
         case_id,
     )
+
+
+@router.get("/labelled-examples", responses={200: {"content": {"text/csv": {}}}})
+async def labelled_examples(
+    session: Session,
+    since: Annotated[datetime | None, Query(description="only decisions made at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> Response:
+    """People's decisions as training rows: CSV with ``id, subject, detail, label`` for `jiesu model train`."""
+    async with session.begin():
+        query = select(LabelledExample).order_by(LabelledExample.id).limit(limit)
+        if since is not None:
+            query = query.where(LabelledExample.created_at >= since)
+        rows = list((await session.execute(query)).scalars())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "subject", "detail", "label", "machine_label", "reason", "decided_by", "decided_at"])
+    for row in rows:
+        writer.writerow(
+            [
+                f"case-{row.case_id}-{row.id}",
+                row.subject or "",
+                row.detail,
+                row.kind_code,
+                row.machine_kind_code or "",
+                row.reason,
+                row.decided_by,
+                row.created_at.isoformat(),
+            ]
+        )
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
 
 guide_router = APIRouter(prefix="/v1", tags=["guide"])

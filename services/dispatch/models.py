@@ -132,6 +132,22 @@ class Dispute(Base):
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class LabelledExample(Base):
+    """A person's judgement of a report (triage, re-routing, dispute), kept to teach the classifier."""
+
+    __tablename__ = "labelled_examples"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(36), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text)
+    kind_code: Mapped[str] = mapped_column(String(32))
+    machine_kind_code: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))  # triage | return | dispute
+    decided_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class Timer(Base):
     """A durable timer: fires once, in the same transaction as what it causes."""
 

@@ -14,7 +14,7 @@ from services.dispatch import timers, trail
 from services.dispatch.context import DispatchContext
 from services.dispatch.judge import Judgement
 from services.dispatch.lifecycle import assign, emit, mask_phone, move
-from services.dispatch.models import Case, CaseTask
+from services.dispatch.models import Case, CaseTask, LabelledExample
 from services.dispatch.workdays import add_hours, add_working_days, add_working_hours
 from shared import topics
 from shared.events import utcnow
@@ -360,6 +360,18 @@ async def manual_judge(
         raise Problem(f"unknown unit {primary_unit}", field="primary_unit")
     now = utcnow()
     previous_unit = case.primary_unit
+    session.add(
+        LabelledExample(
+            case_id=case.id,
+            subject=case.subject,
+            detail=case.content,
+            kind_code=kind.code,
+            machine_kind_code=case.kind_code,
+            reason={"triage": "triage", "returned": "return"}.get(case.status, "dispute"),
+            decided_by=actor,
+            created_at=now,
+        )
+    )
     _apply_kind(ctx, case, kind)
     case.updated_at = now
     placement = (

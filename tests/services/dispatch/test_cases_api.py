@@ -112,6 +112,9 @@ async def test_a_returned_case_waits_for_a_person_who_reroutes_it(stack: Stack) 
     assert rejudged.status_code == 200
     assert (rejudged.json()["status"], rejudged.json()["primary_unit"]) == ("dispatched", "DEPT-MR")
     assert (await stack.dispatch.get("/v1/triage")).json()["total"] == 0
+    examples = (await stack.dispatch.get("/v1/labelled-examples")).text.splitlines()
+    assert examples[0] == "id,subject,detail,label,machine_label,reason,decided_by,decided_at"
+    assert ",小区物业不作为，电梯坏了一个月,K0301,K0301,return,centre," in examples[1]
     bad = await stack.dispatch.post(f"{url}/judge", json={"kind_code": "K0301"})
     assert bad.status_code == 409
 
