@@ -46,6 +46,7 @@ def build_app(
     migrate_on_start: bool = False,
     on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None,
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """Assemble one service's app; nothing starts until the lifespan runs."""
 
@@ -72,7 +73,7 @@ def build_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.include_router(health_router(runtime_of))
     for router in routers:
         app.include_router(router)

@@ -72,19 +72,33 @@ async def add_event(
     event: CloudEvent,
 ) -> None:
     """Write an event to the outbox inside the caller's transaction (key = aggregate id)."""
+    await add_events(session, tables, [(topic, aggregatetype, aggregateid, event)])
+
+
+async def add_events(
+    session: AsyncSession, tables: MessagingTables, events: list[tuple[str, str, str, CloudEvent]]
+) -> None:
+    """Write many events (topic, aggregatetype, aggregateid, event) to the outbox in one statement."""
+    if not events:
+        return
+    now = utcnow()
     await session.execute(
-        insert(tables.outbox).values(
-            id=event.id,
-            aggregatetype=aggregatetype,
-            aggregateid=aggregateid,
-            type=event.type,
-            topic=topic,
-            source=event.source,
-            subject=event.subject,
-            event_time=event.time,
-            payload=event.body(),
-            created_at=utcnow(),
-        )
+        insert(tables.outbox),
+        [
+            {
+                "id": event.id,
+                "aggregatetype": aggregatetype,
+                "aggregateid": aggregateid,
+                "type": event.type,
+                "topic": topic,
+                "source": event.source,
+                "subject": event.subject,
+                "event_time": event.time,
+                "payload": event.body(),
+                "created_at": now,
+            }
+            for topic, aggregatetype, aggregateid, event in events
+        ],
     )
 
 

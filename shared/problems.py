@@ -111,17 +111,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 class BodySizeLimit:
     """Refuse request bodies over a limit with 413 before the app reads them."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         seen = 0
 
@@ -130,20 +132,20 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=413,
             slug="body-too-large",
-            detail=f"request body exceeds {self.max_bytes} bytes",
+            detail=f"request body exceeds {limit} bytes",
             instance=scope.get("path", ""),
             extra={"errors": [{"field": "body", "message": "too large", "code": "too_large"}]},
         )

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import service
-from services.intake.schemas import ReportAccepted, ReportCreate, ReportRead
+from services.intake.schemas import BatchAccepted, BatchItem, ReportAccepted, ReportBatch, ReportCreate, ReportRead
 from services.intake.settings import IntakeSettings
 from shared.app import db_session, runtime_of
+from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+def _settings(request: Request) -> IntakeSettings:
+    settings = runtime_of(request).settings
+    assert isinstance(settings, IntakeSettings)
+    return settings
 
 
 @router.post(
@@ -25,31 +33,83 @@ Session = Annotated[AsyncSession, Depends(db_session)]
 )
 async def create_report(body: ReportCreate, request: Request, response: Response, session: Session) -> ReportAccepted:
     """Receive a report (接). The same (source, external_id) again returns the first answer."""
-    settings = runtime_of(request).settings
-    assert isinstance(settings, IntakeSettings)
+    settings = _settings(request)
+    created = False
     try:
         async with session.begin():
-            existing = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
-            if existing is None:
-                row = await service.accept_report(session, body, number_prefix=settings.case_number_prefix)
+            row = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
+            if row is None:
+                [row] = await service.accept_reports(
+                    session, [body], number_prefix=settings.case_number_prefix, tz=ZoneInfo(settings.timezone)
+                )
+                created = True
             else:
-                service.check_replay(existing, body)
-                row = existing
-                response.headers["Idempotent-Replayed"] = "true"
+                service.check_replay(row, body)
     except IntegrityError:
         # Another request with the same external id won the race: answer as a replay of it.
         async with session.begin():
-            found = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
-            if found is None:
+            row = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
+            if row is None:
                 raise
-            service.check_replay(found, body)
-            row = found
-            response.headers["Idempotent-Replayed"] = "true"
+            service.check_replay(row, body)
+    if created:
+        runtime_of(request).outbox_written()
     else:
-        if existing is None:
-            runtime_of(request).outbox_written()
+        response.headers["Idempotent-Replayed"] = "true"
     assert row.case_number is not None
     return ReportAccepted(id=row.id, case_number=row.case_number, status="received")
+
+
+@router.post("/reports/batch", response_model=BatchAccepted)
+async def create_reports(body: ReportBatch, request: Request, session: Session) -> BatchAccepted:
+    """Receive many reports at once; any invalid one refuses the whole batch (422), nothing stored.
+
+    Each report is idempotent on (source, external_id) as in ``POST /v1/reports``: a repeat is a replay (200),
+    a different report under a used id is a conflict (409); the others are accepted (201).
+    """
+    settings = _settings(request)
+    if len(body.reports) > settings.max_batch_reports:
+        raise Problem(f"at most {settings.max_batch_reports} reports per batch", field="reports")
+    results: list[BatchItem | None] = [None] * len(body.reports)
+    async with session.begin():
+        known = await service.find_many(session, [(r.source, r.external_id) for r in body.reports])
+        fresh: dict[tuple[str, str], int] = {}
+        for index, report in enumerate(body.reports):
+            key: tuple[str, str] = (report.source, report.external_id)
+            if key in known or key in fresh:
+                continue
+            fresh[key] = index
+        rows = await service.accept_reports(
+            session,
+            [body.reports[i] for i in fresh.values()],
+            number_prefix=settings.case_number_prefix,
+            tz=ZoneInfo(settings.timezone),
+        )
+        for (fresh_key, index), row in zip(fresh.items(), rows, strict=True):
+            known[fresh_key] = row
+            results[index] = BatchItem(index=index, status=201, id=row.id, case_number=row.case_number)
+        for index, report in enumerate(body.reports):
+            if results[index] is not None:
+                continue
+            first = known[(report.source, report.external_id)]
+            if first.fingerprint == service.fingerprint(report):
+                results[index] = BatchItem(index=index, status=200, id=first.id, case_number=first.case_number)
+            else:
+                results[index] = BatchItem(
+                    index=index,
+                    status=409,
+                    case_number=first.case_number,
+                    detail=f"external_id {report.external_id!r} already used for a different report",
+                )
+    if rows:
+        runtime_of(request).outbox_written()
+    done = [r for r in results if r is not None]
+    return BatchAccepted(
+        accepted=sum(r.status == 201 for r in done),
+        replayed=sum(r.status == 200 for r in done),
+        conflicts=sum(r.status == 409 for r in done),
+        results=done,
+    )
 
 
 @router.get("/reports/{report_id}", response_model=ReportRead)

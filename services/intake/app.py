@@ -32,4 +32,5 @@ def create_app(
         migrations=MIGRATIONS,
         bus=bus,
         migrate_on_start=migrate_on_start,
+        body_limits={"/v1/reports/batch": settings.max_batch_bytes},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import BigIntKey, UTCDateTime
@@ -43,6 +43,15 @@ class Report(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(32))
     status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CaseNumberCounter(Base):
+    """The last case number handed out on a day (in the centre's timezone)."""
+
+    __tablename__ = "case_number_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
 
 
 messaging = define_messaging_tables(Base.metadata)

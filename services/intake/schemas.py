@@ -73,6 +73,33 @@ class ReporterMasked(BaseModel):
     phone: str | None
 
 
+class ReportBatch(BaseModel):
+    """Many reports in one request (at most ``MAX_BATCH_REPORTS``); each is idempotent on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reports: list[ReportCreate] = Field(min_length=1)
+
+
+class BatchItem(BaseModel):
+    """The outcome for one report of a batch, in the order sent."""
+
+    index: int
+    status: int = Field(description="201 accepted, 200 a replay of an earlier report, 409 external_id reused")
+    id: str | None = None
+    case_number: str | None = None
+    detail: str | None = None
+
+
+class BatchAccepted(BaseModel):
+    """The outcomes of a batch."""
+
+    accepted: int
+    replayed: int
+    conflicts: int
+    results: list[BatchItem]
+
+
 class ReportRead(BaseModel):
     """A stored report with its current case status."""
 

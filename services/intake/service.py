@@ -6,15 +6,17 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.models import Report, messaging
+from services.intake.models import CaseNumberCounter, Report, messaging
 from services.intake.schemas import Location, ReportCreate, ReporterMasked, ReportRead
 from shared import topics
 from shared.events import CloudEvent, utcnow
-from shared.outbox import add_event
+from shared.outbox import add_events
 from shared.problems import Conflict, NotFound
 
 SOURCE = "/jiesu/intake"
@@ -42,6 +44,14 @@ async def find_by_external_id(session: AsyncSession, *, source: str, external_id
     return result.scalar_one_or_none()
 
 
+async def find_many(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Report]:
+    """Reports already delivered under any of these (source, external_id) pairs."""
+    if not keys:
+        return {}
+    rows = await session.execute(select(Report).where(tuple_(Report.source, Report.external_id).in_(keys)))
+    return {(r.source, r.external_id): r for r in rows.scalars()}
+
+
 def check_replay(existing: Report, report: ReportCreate) -> None:
     """A repeated external id must carry the same report; anything else is a sender's bug."""
     if existing.fingerprint != fingerprint(report):
@@ -53,45 +63,73 @@ def check_replay(existing: Report, report: ReportCreate) -> None:
         )
 
 
-async def accept_report(session: AsyncSession, report: ReportCreate, *, number_prefix: str) -> Report:
-    """Store a new report and its ``report.received`` event in the caller's transaction."""
+async def allocate_numbers(session: AsyncSession, *, day: str, count: int) -> range:
+    """Reserve ``count`` consecutive case numbers of a day (the counter row is locked until commit)."""
+    table = CaseNumberCounter.__table__
+    assert isinstance(table, Table)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    await session.execute(insert.values(day=day, last=0).on_conflict_do_nothing())
+    last = (
+        await session.execute(
+            update(table).where(table.c.day == day).values(last=table.c.last + count).returning(table.c.last)
+        )
+    ).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+async def accept_reports(
+    session: AsyncSession, reports: list[ReportCreate], *, number_prefix: str, tz: ZoneInfo
+) -> list[Report]:
+    """Store new reports and their ``report.received`` events in the caller's transaction."""
+    if not reports:
+        return []
     now = utcnow()
-    row = Report(
-        id=str(uuid.uuid4()),
-        source=report.source,
-        external_id=report.external_id,
-        fingerprint=fingerprint(report),
-        content=report.content,
-        subject=report.subject,
-        address=report.address,
-        lat=report.location.lat if report.location else None,
-        lon=report.location.lon if report.location else None,
-        grid_code=report.grid_code,
-        reporter=report.reporter.model_dump() if report.reporter else None,
-        kind_code=report.kind_code,
-        requested_departments=list(report.requested_departments),
-        urgency=report.urgency,
-        attachments=[str(url) for url in report.attachments],
-        occurred_at=report.occurred_at,
-        received_at=now,
-        status="received",
-        status_at=now,
-    )
-    session.add(row)
+    day = now.astimezone(tz).strftime("%Y%m%d")
+    numbers = await allocate_numbers(session, day=day, count=len(reports))
+    rows = [
+        Report(
+            id=str(uuid.uuid4()),
+            case_number=f"{number_prefix}{day}{number:07d}",
+            source=report.source,
+            external_id=report.external_id,
+            fingerprint=fingerprint(report),
+            content=report.content,
+            subject=report.subject,
+            address=report.address,
+            lat=report.location.lat if report.location else None,
+            lon=report.location.lon if report.location else None,
+            grid_code=report.grid_code,
+            reporter=report.reporter.model_dump() if report.reporter else None,
+            kind_code=report.kind_code,
+            requested_departments=list(report.requested_departments),
+            urgency=report.urgency,
+            attachments=[str(url) for url in report.attachments],
+            occurred_at=report.occurred_at,
+            received_at=now,
+            status="received",
+            status_at=now,
+        )
+        for report, number in zip(reports, numbers, strict=True)
+    ]
+    session.add_all(rows)
     await session.flush()
-    row.case_number = f"{number_prefix}{now:%Y%m%d}{row.seq:08d}"
-    await session.flush()
-    await add_event(
+    await add_events(
         session,
         messaging,
-        topic=topics.REPORTS,
-        aggregatetype="report",
-        aggregateid=row.id,
-        event=CloudEvent(
-            type=topics.REPORT_RECEIVED, source=SOURCE, subject=row.id, time=now, data=received_payload(row)
-        ),
+        [
+            (
+                topics.REPORTS,
+                "report",
+                row.id,
+                CloudEvent(
+                    type=topics.REPORT_RECEIVED, source=SOURCE, subject=row.id, time=now, data=received_payload(row)
+                ),
+            )
+            for row in rows
+        ],
     )
-    return row
+    return rows
 
 
 def received_payload(row: Report) -> dict[str, object]:

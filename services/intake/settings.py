@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -14,3 +15,6 @@ class IntakeSettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///var/intake.db"
     case_number_prefix: str = "JS"
+    timezone: str = "Asia/Shanghai"
+    max_batch_reports: int = Field(default=1000, ge=1, le=10_000)
+    max_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -141,3 +141,44 @@ async def test_health_and_readiness(intake: httpx.AsyncClient) -> None:
     assert (await intake.get("/healthz")).json() == {"status": "ok"}
     ready = await intake.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] is True
+
+
+async def test_a_batch_accepts_new_reports_replays_known_ones_and_flags_clashes(
+    intake: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    first = (await intake.post("/v1/reports", json=GOOD)).json()
+    batch = [
+        GOOD,
+        GOOD | {"content": "同一编号的另一件事"},
+        GOOD | {"external_id": "b-1"},
+        GOOD | {"external_id": "b-2", "source": "grid"},
+        GOOD | {"external_id": "b-1"},
+    ]
+    answer = await intake.post("/v1/reports/batch", json={"reports": batch})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["accepted"], body["replayed"], body["conflicts"]) == (2, 2, 1)
+    assert [r["status"] for r in body["results"]] == [200, 409, 201, 201, 200]
+    assert body["results"][0]["id"] == first["id"]
+    assert body["results"][4]["id"] == body["results"][2]["id"]
+    numbers = [first["case_number"], body["results"][2]["case_number"], body["results"][3]["case_number"]]
+    assert len(set(numbers)) == 3 and all(n.startswith("JS") for n in numbers)
+    assert stored(tmp_path) == (3, 3)
+
+
+async def test_a_batch_with_one_bad_report_stores_nothing_and_names_it(
+    intake: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    batch = [GOOD | {"external_id": "ok"}, GOOD | {"external_id": "bad", "location": {"lat": 200, "lon": 0}}]
+    answer = await intake.post("/v1/reports/batch", json={"reports": batch})
+    assert answer.status_code == 422
+    assert "reports.1.location.lat" in [e["field"] for e in answer.json()["errors"]]
+    assert stored(tmp_path) == (0, 0)
+
+
+async def test_case_numbers_are_consecutive_per_day(intake: httpx.AsyncClient) -> None:
+    numbers = [
+        (await intake.post("/v1/reports", json=GOOD | {"external_id": f"n{i}"})).json()["case_number"] for i in range(3)
+    ]
+    tails = [int(n[-7:]) for n in numbers]
+    assert tails == [tails[0], tails[0] + 1, tails[0] + 2]
