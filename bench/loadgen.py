@@ -1,0 +1,445 @@
+"""Open-loop load on jiesu: reports arrive at a fixed rate whatever the answers' speed, so queueing shows.
+
+    uv run python -m bench.loadgen --mode embedded --rate 300 --duration 60
+    uv run python -m bench.loadgen --mode distributed --rate 1000 --duration 300
+
+Measures accepted rate, intake latency, end-to-end latency (POST to the assignment on the unit's topic),
+time to closed for a sample of cases driven by simulated units and call-backs, CPU and peak RSS of every
+process, and in the same run the throughput ceiling of a bare FastAPI endpoint and of intake, closed loop.
+Writes results.json and, when matplotlib is installed, chart.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.corpus import Corpus
+from bench.procstat import Watched
+from shared.bus.base import Bus, Subscription
+from shared.bus.embedded import EmbeddedBus
+from shared.bus.kafka import KafkaBus
+from shared.db import create_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=handle, stderr=handle)
+
+
+async def ready(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            with suppress(httpx.HTTPError):
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready; see the logs in the --out folder")
+
+
+async def closed_loop(url: str, corpus: Corpus, *, seconds: float, workers: int) -> float:
+    """Requests per second with ``workers`` clients posting back to back."""
+    done = 0
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                answer = await http.post(f"{url}/v1/reports", json=corpus.report())
+                done += answer.status_code == 201
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return round(done / (time.monotonic() - began), 1)
+
+
+async def batch_rate(url: str, corpus: Corpus, *, seconds: float, size: int = 1000, workers: int = 2) -> float:
+    """Reports per second through POST /v1/reports/batch."""
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=60) as http:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                answer = await http.post(
+                    f"{url}/v1/reports/batch", json={"reports": [corpus.report() for _ in range(size)]}
+                )
+                if answer.status_code == 200:
+                    done += answer.json()["accepted"]
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return round(done / (time.monotonic() - began), 1)
+
+
+class Observer:
+    """Watches the unit topics and notes when each case's assignment appears."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.seen: dict[str, float] = {}
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.subscription.start()
+        while not self.stop.is_set():
+            for delivery in await self.subscription.fetch(max_records=1000, timeout=0.2):
+                if delivery.event.subject and delivery.event.data.get("role") == "primary":
+                    self.seen.setdefault(delivery.event.subject, time.time())
+        await self.subscription.close()
+
+
+async def open_loop(
+    url: str, corpus: Corpus, *, rate: float, seconds: float, on_accepted: Callable[[str, float], Awaitable[None]]
+) -> dict[str, Any]:
+    """Send at a fixed rate; latency counts from the intended send time (no coordinated omission)."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    per_second: dict[int, list[float]] = {}
+    sent: dict[str, float] = {}
+    failures = 0
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        t0 = time.time() + 0.5
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - time.time()))
+            try:
+                answer = await http.post(f"{url}/v1/reports", json=corpus.report())
+            except httpx.HTTPError:
+                failures += 1
+                return
+            took = time.time() - due
+            if answer.status_code != 201:
+                failures += 1
+                return
+            latencies.append(took)
+            per_second.setdefault(int(due - t0), []).append(took)
+            case_id = answer.json()["id"]
+            sent[case_id] = due
+            await on_accepted(case_id, due)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(total)]
+        await asyncio.gather(*tasks)
+        elapsed = time.time() - t0
+    return {
+        "offered_rate": rate,
+        "requests": total,
+        "accepted": len(latencies),
+        "failures": failures,
+        "accepted_rate": round(len(latencies) / elapsed, 1),
+        "intake_p50_ms": pct(latencies, 0.5),
+        "intake_p99_ms": pct(latencies, 0.99),
+        "series": {
+            s: {"n": len(v), "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)} for s, v in sorted(per_second.items())
+        },
+        "sent": sent,
+    }
+
+
+async def simulate(dispatch: str, evaluation: str, case_id: str, began: float, closes: list[float]) -> None:
+    """A unit signs and completes, the citizen answers the call-back; note the time to closed."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(600):
+            case = (await http.get(f"{dispatch}/v1/cases/{case_id}")).json()
+            if case.get("status") == "dispatched":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return
+        unit = case["primary_unit"]
+        await http.post(f"{dispatch}/v1/cases/{case_id}/sign", json={"unit_code": unit})
+        await http.post(f"{dispatch}/v1/cases/{case_id}/complete", json={"unit_code": unit, "result": "已处理"})
+        for _ in range(600):
+            answer = await http.post(
+                f"{evaluation}/v1/feedback", json={"case_id": case_id, "resolved": True, "satisfaction": "satisfied"}
+            )
+            if answer.status_code == 201:
+                break
+            await asyncio.sleep(0.1)
+        for _ in range(600):
+            if (await http.get(f"{dispatch}/v1/cases/{case_id}")).json().get("status") == "closed":
+                closes.append(time.time() - began)
+                return
+            await asyncio.sleep(0.1)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = Corpus()
+    ports = {name: free_port() for name in ("intake", "dispatch", "evaluation", "bare")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    bus: Bus
+    namespace = ""
+    say(f"mode {args.mode}; logs and results in {out}")
+    procs["bare"] = start(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(ports["bare"]),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        log=out / "bare.log",
+    )
+    if args.mode == "embedded":
+        var = out / "var"
+        procs["jiesu-up"] = start(
+            [
+                PYTHON,
+                "-m",
+                "services.cli",
+                "--log-level",
+                "warning",
+                "up",
+                "--var",
+                str(var),
+                "--ports",
+                str(ports["intake"]),
+                str(ports["dispatch"]),
+                str(ports["evaluation"]),
+            ],
+            log=out / "up.log",
+        )
+        bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{var / 'bus.db'}"), poll_seconds=0.01)
+    else:
+        namespace = f"bench{uuid.uuid4().hex[:6]}."
+        for server in ("postgres", "kafka"):
+            subprocess.run(["bash", f"scripts/{server}.sh", "start"], cwd=ROOT, check=True)
+        admin_url = subprocess.run(
+            ["bash", "scripts/postgres.sh", "url"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        kafka = subprocess.run(
+            ["bash", "scripts/kafka.sh", "bootstrap"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        admin = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+        for name in ("intake", "dispatch", "evaluation"):
+            database = f"jiesu_bench_{namespace[5:-1]}_{name}"
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            prefix = f"JIESU_{name.upper()}_"
+            env = {
+                f"{prefix}DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
+                f"{prefix}BUS": "kafka",
+                f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
+                f"{prefix}TOPIC_NAMESPACE": namespace,
+            }
+            subprocess.run(
+                [PYTHON, "-m", "services.cli", "migrate", name], cwd=ROOT, env={**os.environ, **env}, check=True
+            )
+            procs[name] = start(
+                [PYTHON, "-m", "services.cli", "--log-level", "warning", "serve", name, "--port", str(ports[name])],
+                log=out / f"{name}.log",
+                env=env,
+            )
+            procs[f"{name}-relay"] = start(
+                [PYTHON, "-m", "services.cli", "--log-level", "warning", "relay", name],
+                log=out / f"{name}-relay.log",
+                env=env,
+            )
+        await admin.close()
+        bus = KafkaBus(kafka, client_id="bench-observer")
+    try:
+        for url in (urls["intake"], urls["dispatch"], urls["evaluation"], urls["bare"]):
+            await ready(url)
+        say("warming up")
+        await closed_loop(urls["intake"], corpus, seconds=3, workers=8)
+        say("ceiling: bare FastAPI endpoint, closed loop")
+        bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
+        say(f"  {bare} req/s")
+        watched = [Watched(name, proc.pid) for name, proc in procs.items() if name != "bare"]
+        if args.mode == "distributed":
+            for server in ("postgres", "kafka"):
+                pidfile = next(
+                    (ROOT / "var").glob(f"{'pg/**/postmaster.pid' if server == 'postgres' else 'kafka/kafka.pid'}"),
+                    None,
+                )
+                if pidfile is not None:
+                    watched.append(Watched(server, int(pidfile.read_text().split()[0])))
+        await bus.start()
+        prefix = namespace.replace(".", r"\.")
+        observer = Observer(
+            bus.subscribe(group=f"bench-{uuid.uuid4().hex[:6]}", pattern=rf"^{prefix}jiesu\.dispatch\.unit\..*")
+        )
+        observing = asyncio.create_task(observer.run())
+        for w in watched:
+            w.begin()
+        sampling = True
+
+        async def sample() -> None:
+            while sampling:
+                for w in watched:
+                    w.sample()
+                await asyncio.sleep(1)
+
+        sampler = asyncio.create_task(sample())
+        closes: list[float] = []
+        simulations: list[asyncio.Task[None]] = []
+        rng = random.Random(3)
+
+        async def accepted(case_id: str, due: float) -> None:
+            if rng.random() < args.simulate_share:
+                simulations.append(
+                    asyncio.create_task(simulate(urls["dispatch"], urls["evaluation"], case_id, due, closes))
+                )
+
+        say(f"open loop: {args.rate} reports/s for {args.duration}s")
+        began = time.time()
+        load = await open_loop(urls["intake"], corpus, rate=args.rate, seconds=args.duration, on_accepted=accepted)
+        say(f"  accepted {load['accepted_rate']}/s; waiting for the assignments to drain")
+        sent: dict[str, float] = load.pop("sent")
+        deadline = time.time() + args.drain_seconds
+        while time.time() < deadline and len(set(sent) & set(observer.seen)) < len(sent):
+            await asyncio.sleep(0.5)
+        seconds = time.time() - began
+        sampling = False
+        await sampler
+        for w in watched:
+            w.end()
+        await asyncio.gather(*simulations)
+        e2e = [observer.seen[c] - t for c, t in sent.items() if c in observer.seen]
+        observer.stop.set()
+        await observing
+        say("ceiling: intake single reports, closed loop; then batch intake")
+        intake_ceiling = await closed_loop(urls["intake"], corpus, seconds=args.ceiling_seconds, workers=64)
+        batch = await batch_rate(urls["intake"], corpus, seconds=args.ceiling_seconds)
+        return {
+            "mode": args.mode,
+            "machine": {"cpus": os.cpu_count()},
+            "load": load,
+            "end_to_end": {
+                "observed": len(e2e),
+                "missing": len(sent) - len(e2e),
+                "p50_ms": pct(e2e, 0.5),
+                "p99_ms": pct(e2e, 0.99),
+                "series": _series(sent, observer.seen),
+            },
+            "time_to_closed": {"sampled": len(closes), "p50_ms": pct(closes, 0.5), "p99_ms": pct(closes, 0.99)},
+            "ceiling": {
+                "bare_fastapi_rps": bare,
+                "intake_single_rps": intake_ceiling,
+                "intake_share_of_bare": round(intake_ceiling / bare, 3) if bare else None,
+                "batch_reports_per_s": batch,
+            },
+            "processes": {w.name: w.summary(seconds) for w in watched},
+        }
+    finally:
+        await bus.close()
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(20)
+
+
+def _series(sent: dict[str, float], seen: dict[str, float]) -> dict[int, dict[str, float | None]]:
+    if not sent:
+        return {}
+    t0 = min(sent.values())
+    buckets: dict[int, list[float]] = {}
+    for case_id, due in sent.items():
+        if case_id in seen:
+            buckets.setdefault(int(due - t0), []).append(seen[case_id] - due)
+    return {s: {"n": len(v), "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)} for s, v in sorted(buckets.items())}
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Rate and latency over the run, if matplotlib is available."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    intake = results["load"]["series"]
+    e2e = results["end_to_end"]["series"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    top.plot(list(intake), [v["n"] for v in intake.values()], label="accepted reports/s")
+    top.axhline(results["load"]["offered_rate"], linestyle="--", color="grey", label="offered rate")
+    top.set_ylabel("reports per second")
+    top.legend()
+    for name, series in (("intake", intake), ("end to end", e2e)):
+        bottom.plot(list(series), [v["p99_ms"] for v in series.values()], label=f"{name} p99")
+        bottom.plot(list(series), [v["p50_ms"] for v in series.values()], label=f"{name} p50", alpha=0.6)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("second of the run")
+    bottom.legend()
+    fig.suptitle(f"jiesu {results['mode']} mode, {results['load']['offered_rate']} reports/s offered")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--drain-seconds", type=float, default=60)
+    parser.add_argument("--ceiling-seconds", type=float, default=10)
+    parser.add_argument("--simulate-share", type=float, default=0.02, help="share of cases driven to closed")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    args.out = args.out or ROOT / "bench" / "results" / f"{args.mode}-{int(args.rate)}-{time.strftime('%Y%m%dT%H%M%S')}"
+    results = asyncio.run(run(args))
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    drew = chart(results, args.out / "chart.png")
+    brief = {k: v for k, v in results.items() if k not in ("load", "end_to_end")}
+    brief["load"] = {k: v for k, v in results["load"].items() if k != "series"}
+    brief["end_to_end"] = {k: v for k, v in results["end_to_end"].items() if k != "series"}
+    print(json.dumps(brief, indent=1, ensure_ascii=False))
+    say(f"results: {args.out / 'results.json'}" + (f", chart: {args.out / 'chart.png'}" if drew else ""))
+
+
+if __name__ == "__main__":
+    main()

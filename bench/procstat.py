@@ -1,0 +1,81 @@
+"""CPU and memory of running processes, read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = task / "children"
+        if children.exists():
+            found += [int(c) for c in children.read_text().split()]
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        with contextlib.suppress(OSError):
+            todo += _children(current)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+@dataclass
+class Watched:
+    """One named process tree: CPU used and peak resident memory over a run."""
+
+    name: str
+    pid: int
+    cpu_start: float = 0.0
+    cpu_end: float = 0.0
+    peak_rss: int = 0
+    samples: list[int] = field(default_factory=list)
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for pid in tree(self.pid):
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+        return total
+
+    def begin(self) -> None:
+        self.cpu_start = self._cpu()
+
+    def sample(self) -> None:
+        rss = 0
+        for pid in tree(self.pid):
+            with contextlib.suppress(OSError):
+                rss += rss_bytes(pid)
+        self.samples.append(rss)
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def end(self) -> None:
+        self.cpu_end = self._cpu()
+
+    def summary(self, seconds: float) -> dict[str, float]:
+        steady = sorted(self.samples[len(self.samples) // 2 :]) or [0]
+        return {
+            "cpu_percent": round(100 * (self.cpu_end - self.cpu_start) / seconds, 1),
+            "peak_rss_mb": round(self.peak_rss / 2**20, 1),
+            "steady_rss_mb": round(steady[len(steady) // 2] / 2**20, 1),
+        }
