@@ -28,6 +28,7 @@ class ConsumerSpec:
     topics: Sequence[str] = ()
     pattern: str | None = None
     fallback: Handler | None = None  # for event types without a handler of their own
+    batch: int = 50  # deliveries applied in one transaction; a failure falls back to one by one
     processed: int = field(default=0)
 
 
@@ -47,6 +48,27 @@ async def handle_delivery(
             return False
         await handler(session, delivery.event)
     return True
+
+
+async def handle_chunk(
+    deliveries: Sequence[Delivery],
+    *,
+    spec: ConsumerSpec,
+    sessions: async_sessionmaker[AsyncSession],
+    tables: MessagingTables,
+) -> int:
+    """Apply several deliveries in one transaction (one commit instead of many); all or nothing."""
+    applied = 0
+    async with sessions() as session, session.begin():
+        for delivery in deliveries:
+            handler = spec.handlers.get(delivery.event.type, spec.fallback)
+            if handler is None:
+                continue
+            if not await claim_event(session, tables, consumer=spec.group, event=delivery.event):
+                continue
+            await handler(session, delivery.event)
+            applied += 1
+    return applied
 
 
 async def run_consumer(
@@ -72,10 +94,18 @@ async def run_consumer(
     try:
         while not stop.is_set():
             deliveries = await subscription.fetch(max_records=200, timeout=0.5)
-            for delivery in deliveries:
-                await _until_done(delivery, spec=spec, sessions=sessions, tables=tables, stop=stop)
-                if stop.is_set():
-                    return
+            for start in range(0, len(deliveries), spec.batch):
+                chunk = deliveries[start : start + spec.batch]
+                try:
+                    spec.processed += await handle_chunk(chunk, spec=spec, sessions=sessions, tables=tables)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Find the culprit: apply one by one, retrying a failing event in place.
+                    for delivery in chunk:
+                        await _until_done(delivery, spec=spec, sessions=sessions, tables=tables, stop=stop)
+                        if stop.is_set():
+                            return
             if deliveries:
                 await subscription.commit(deliveries)
                 if after_commit is not None:

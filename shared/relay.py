@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.base import Bus, OutgoingMessage
+from shared.db import reading
 from shared.events import utcnow
 from shared.outbox import MessagingTables, event_from_row
 
@@ -48,14 +49,14 @@ class OutboxRelay:
     async def backlog(self) -> int:
         """How many events wait to be published."""
         outbox = self.tables.outbox
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = await conn.execute(select(outbox.c.seq).where(outbox.c.published_at.is_(None)))
             return len(rows.all())
 
     async def publish_once(self) -> int:
         """Publish one batch in outbox order; return how many were published."""
         outbox = self.tables.outbox
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             rows = (
                 await conn.execute(
                     select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(self.batch_size)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.bus.base import Bus
 from shared.bus.factory import create_bus
 from shared.consumer import ConsumerSpec, run_consumer
-from shared.db import create_engine, session_factory
+from shared.db import create_engine, reading, session_factory
 from shared.outbox import MessagingTables
 from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
@@ -90,7 +90,7 @@ class ServiceRuntime:
     async def database_ready(self) -> bool:
         """Whether the service's database answers."""
         try:
-            async with self.engine.connect() as conn:
+            async with reading(self.engine) as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:

@@ -128,7 +128,7 @@ async def escalate_dispute(session: AsyncSession, case_id: str, *, actor: str, r
 
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor=actor,
         action="escalate_dispute",
@@ -275,7 +275,7 @@ async def check_in(session: AsyncSession, case_id: str, *, unit_code: str, note:
 
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor=f"unit:{unit_code}",
         action="check_in",
@@ -307,7 +307,7 @@ async def report_task(session: AsyncSession, case_id: str, *, unit_code: str, re
 
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor=f"unit:{unit_code}",
         action="report_task",
@@ -340,7 +340,7 @@ async def rate_whistled(
 
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor=rated_by,
         action="rate_whistled",

@@ -101,7 +101,7 @@ async def move(
     case.updated_at = at
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=at,
         actor=actor,
         action=action,

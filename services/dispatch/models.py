@@ -51,6 +51,7 @@ class Case(Base):
     deadline_basis: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     returns: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    trail_head: Mapped[str | None] = mapped_column(String(64))
     reporter_key: Mapped[str | None] = mapped_column(String(64), index=True)
     merged_into: Mapped[str | None] = mapped_column(String(36))
     merged_cases: Mapped[list[str]] = mapped_column(JSON, default=list)

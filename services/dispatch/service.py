@@ -133,7 +133,7 @@ async def merge_into(session: AsyncSession, case: Case, first: Case, *, reason: 
     first.merged_cases = [*first.merged_cases, case.id]
     await trail.append(
         session,
-        case_id=first.id,
+        case=first,
         at=at,
         actor=SYSTEM,
         action="absorb",
@@ -163,6 +163,7 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         grid_code=report.get("grid_code"),
         reporter_phone_masked=mask_phone(reporter.get("phone")),
         reporter_key=reporter_key(reporter.get("phone")),
+        trail_head=trail.GENESIS,
         merged_cases=[],
         requested_departments=list(report.get("requested_departments") or []),
         urgency=report.get("urgency") or "normal",
@@ -179,7 +180,7 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
     await session.flush()
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor=f"source:{case.source}",
         action="receive",
@@ -277,6 +278,7 @@ async def dispatch_case(
 ) -> None:
     """Send a routed case to its units: deadlines, co-handling tasks, timers, events (派单 or re-dispatch)."""
     action = "redispatch" if case.status in ("returned", "disputed") else "dispatch"
+    fresh = case.dispatched_at is None
     case.decision = "dispatch"
     case.judge_reasons = reasons
     case.dispatched_at = at
@@ -295,15 +297,18 @@ async def dispatch_case(
             "deadlines": case.deadline_basis,
         },
     )
-    await _open_tasks(session, ctx, case, at)
-    await timers.schedule_case_timers(session, ctx, case, at)
+    await _open_tasks(session, ctx, case, at, fresh=fresh)
+    await timers.schedule_case_timers(session, ctx, case, at, fresh=fresh)
     await emit(session, case, topics.CASE_DISPATCHED, at, redispatched=action == "redispatch", **deadlines(case))
     await assign(session, case, at, reason="redispatched" if action == "redispatch" else "dispatched")
 
 
-async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, at: datetime) -> None:
+async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, at: datetime, *, fresh: bool) -> None:
     """A task per cooperating unit (协办); a town's whistled departments must also check in (报到)."""
-    existing = set((await session.execute(select(CaseTask.unit_code).where(CaseTask.case_id == case.id))).scalars())
+    if not case.cooperating_units:
+        return
+    query = select(CaseTask.unit_code).where(CaseTask.case_id == case.id)
+    existing = set() if fresh else set((await session.execute(query)).scalars())
     for unit in case.cooperating_units:
         if unit in existing:
             continue
@@ -318,7 +323,7 @@ async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, a
         )
         session.add(task)
         if whistled:
-            timers.schedule_checkin(session, case, task)
+            await timers.schedule_checkin(session, case, task)
 
 
 def deadlines(case: Case) -> dict[str, Any]:
@@ -422,7 +427,7 @@ async def apply_verdict(session: AsyncSession, ctx: DispatchContext, data: dict[
         detail = {"reason": f"reopened {case.reopen_count} times (limit {ctx.settings.max_reopens})"}
         await trail.append(
             session,
-            case_id=case.id,
+            case=case,
             at=at,
             actor="system:evaluation",
             action="supervise",

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.dispatch import lifecycle, trail
@@ -34,41 +34,49 @@ def _warn_at(start: datetime, due: datetime, fraction: float) -> datetime:
     return due - (due - start) * fraction
 
 
-async def schedule_case_timers(session: AsyncSession, ctx: DispatchContext, case: Case, start: datetime) -> None:
-    """Timers for a freshly dispatched case: sign and completion warnings, overdue, urging, supervision."""
-    await cancel(session, case.id, SIGN_KINDS + COMPLETE_KINDS)
-    policy = ctx.settings
+async def schedule_case_timers(
+    session: AsyncSession, ctx: DispatchContext, case: Case, start: datetime, *, fresh: bool = False
+) -> None:
+    """Timers for a dispatched case: sign and completion warnings, overdue, urging, supervision."""
+    if not fresh:
+        await cancel(session, case.id, SIGN_KINDS + COMPLETE_KINDS)
+    rows: list[tuple[str, datetime]] = []
     if case.sign_deadline is not None:
-        session.add(
-            Timer(
-                case_id=case.id, kind="sign_warning", due_at=_warn_at(start, case.sign_deadline, policy.warn_fraction)
-            )
-        )
-        session.add(Timer(case_id=case.id, kind="sign_overdue", due_at=case.sign_deadline))
-    await schedule_completion_timers(session, ctx, case, start)
+        rows.append(("sign_warning", _warn_at(start, case.sign_deadline, ctx.settings.warn_fraction)))
+        rows.append(("sign_overdue", case.sign_deadline))
+    await _add(session, case, rows + _completion_rows(ctx, case, start))
 
 
 async def schedule_completion_timers(session: AsyncSession, ctx: DispatchContext, case: Case, start: datetime) -> None:
     """(Re)schedule the completion timers, e.g. after an extension moved the deadline."""
     await cancel(session, case.id, COMPLETE_KINDS)
+    await _add(session, case, _completion_rows(ctx, case, start))
+
+
+def _completion_rows(ctx: DispatchContext, case: Case, start: datetime) -> list[tuple[str, datetime]]:
     if case.complete_deadline is None:
-        return
+        return []
     policy = ctx.settings
     due = case.complete_deadline
-    supervise = add_working_days(due, policy.supervise_after_working_days, tz=ctx.tz).due
-    for kind, at in (
+    return [
         ("complete_warning", _warn_at(start, due, policy.warn_fraction)),
         ("complete_overdue", due),
         ("urge", due + timedelta(hours=policy.urge_after_hours)),
-        ("supervise", supervise),
-    ):
-        session.add(Timer(case_id=case.id, kind=kind, due_at=at))
+        ("supervise", add_working_days(due, policy.supervise_after_working_days, tz=ctx.tz).due),
+    ]
 
 
-def schedule_checkin(session: AsyncSession, case: Case, task: CaseTask) -> None:
+async def _add(session: AsyncSession, case: Case, rows: list[tuple[str, datetime]], unit: str | None = None) -> None:
+    if rows:
+        await session.execute(
+            insert(Timer), [{"case_id": case.id, "kind": kind, "unit_code": unit, "due_at": at} for kind, at in rows]
+        )
+
+
+async def schedule_checkin(session: AsyncSession, case: Case, task: CaseTask) -> None:
     """A whistled department's check-in deadline (报到)."""
     assert task.checkin_deadline is not None
-    session.add(Timer(case_id=case.id, kind="checkin_missed", unit_code=task.unit_code, due_at=task.checkin_deadline))
+    await _add(session, case, [("checkin_missed", task.checkin_deadline)], unit=task.unit_code)
 
 
 async def cancel(session: AsyncSession, case_id: str, kinds: tuple[str, ...]) -> None:
@@ -107,7 +115,7 @@ async def _fire(session: AsyncSession, ctx: DispatchContext, timer: Timer, now: 
     detail |= {"deadline": deadline, "unit_code": unit}
     await trail.append(
         session,
-        case_id=case.id,
+        case=case,
         at=now,
         actor="system:timer",
         action=action,

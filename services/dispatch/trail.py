@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.models import CaseEntry
+from services.dispatch.models import Case, CaseEntry
 
 GENESIS = "0" * 64
 
@@ -54,7 +54,7 @@ def entry_hash(
 async def append(
     session: AsyncSession,
     *,
-    case_id: str,
+    case: Case,
     at: datetime,
     actor: str,
     action: str,
@@ -62,13 +62,16 @@ async def append(
     to_status: str,
     detail: dict[str, Any] | None = None,
 ) -> CaseEntry:
-    """Append an entry to a case's trail (the caller holds the case's lock)."""
-    last = (
-        await session.execute(
-            select(CaseEntry.hash).where(CaseEntry.case_id == case_id).order_by(CaseEntry.seq.desc()).limit(1)
-        )
-    ).scalar_one_or_none()
-    prev = last or GENESIS
+    """Append an entry to a case's trail (the caller holds the case's lock); the case keeps the chain's head."""
+    case_id = case.id
+    prev = case.trail_head
+    if prev is None:  # a case from before the head was kept: find it once
+        last = (
+            await session.execute(
+                select(CaseEntry.hash).where(CaseEntry.case_id == case_id).order_by(CaseEntry.seq.desc()).limit(1)
+            )
+        ).scalar_one_or_none()
+        prev = last or GENESIS
     clean = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))
     entry = CaseEntry(
         case_id=case_id,
@@ -91,7 +94,7 @@ async def append(
         ),
     )
     session.add(entry)
-    await session.flush()
+    case.trail_head = entry.hash
     return entry
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.base import Delivery, OutgoingMessage
-from shared.db import BigIntKey, UTCDateTime
+from shared.db import BigIntKey, UTCDateTime, reading
 from shared.events import CloudEvent, utcnow
 
 metadata = MetaData()
@@ -121,7 +121,7 @@ class EmbeddedSubscription:
         self._cursor: dict[str, int] = {}
 
     async def start(self) -> None:
-        async with self.bus.engine.connect() as conn:
+        async with reading(self.bus.engine) as conn:
             rows = await conn.execute(
                 select(offsets.c.topic, offsets.c.position).where(offsets.c.group_id == self.group)
             )
@@ -160,7 +160,7 @@ class EmbeddedSubscription:
             .order_by(messages.c.position)
             .limit(max_records)
         )
-        async with self.bus.engine.connect() as conn:
+        async with reading(self.bus.engine) as conn:
             rows = (await conn.execute(query)).all()
         found: list[Delivery] = []
         for row in rows:
