@@ -14,6 +14,7 @@ from shared.bus.base import Bus
 from shared.consumer import ConsumerSpec
 from shared.health import health_router
 from shared.migrate import upgrade_async
+from shared.observability import install_metrics
 from shared.outbox import MessagingTables
 from shared.problems import BodySizeLimit, install_problem_handlers
 from shared.runtime import ServiceRuntime
@@ -73,6 +74,7 @@ def build_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
+    install_metrics(app, service=name)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.include_router(health_router(runtime_of))
     for router in routers:

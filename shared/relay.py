@@ -7,7 +7,7 @@ import contextlib
 import logging
 import zlib
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.base import Bus, OutgoingMessage
@@ -50,8 +50,8 @@ class OutboxRelay:
         """How many events wait to be published."""
         outbox = self.tables.outbox
         async with reading(self.engine) as conn:
-            rows = await conn.execute(select(outbox.c.seq).where(outbox.c.published_at.is_(None)))
-            return len(rows.all())
+            query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            return int((await conn.execute(query)).scalar_one())
 
     async def publish_once(self) -> int:
         """Publish one batch in outbox order; return how many were published."""

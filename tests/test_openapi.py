@@ -1,4 +1,4 @@
-"""Every service publishes its OpenAPI document and answers health checks."""
+"""Every service publishes its OpenAPI document, answers health checks and serves Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -24,3 +24,10 @@ async def test_openapi_and_health(service: str, tmp_path: Path) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["service"] == service
+        metrics = (await client.get("/metrics")).text
+        assert (
+            f'jiesu_http_requests_total{{method="GET",route="/healthz",service="{service}",status="200"}} 1.0'
+            in metrics
+        )
+        assert "jiesu_http_request_seconds_bucket" in metrics
+        assert f'jiesu_background_healthy{{service="{service}"}} 1.0' in metrics

@@ -1,0 +1,85 @@
+"""Prometheus metrics for operations: requests, latency, outbox backlog, consumed events (``GET /metrics``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.runtime import ServiceRuntime
+
+
+class _RuntimeCollector(Collector):
+    """Reads the running service's state at scrape time."""
+
+    def __init__(self, app: FastAPI, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        runtime: ServiceRuntime | None = getattr(self.app.state, "runtime", None)
+        if runtime is None:
+            return
+        consumed = CounterMetricFamily(
+            "jiesu_events_consumed", "Events applied by each consumer group", labels=["service", "group"]
+        )
+        for spec in runtime.consumer_specs:
+            consumed.add_metric([self.service, spec.group], spec.processed)
+        yield consumed
+        published = CounterMetricFamily(
+            "jiesu_events_published", "Events the outbox relay published", labels=["service"]
+        )
+        published.add_metric([self.service], runtime.relay.published if runtime.relay else 0)
+        yield published
+        healthy = GaugeMetricFamily(
+            "jiesu_background_healthy", "1 while every background task runs", labels=["service"]
+        )
+        healthy.add_metric([self.service], 1.0 if runtime.background_healthy() else 0.0)
+        yield healthy
+
+
+def install_metrics(app: FastAPI, *, service: str) -> None:
+    """Count requests by route and status, time them, and serve everything at ``/metrics``."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "jiesu_http_requests", "HTTP requests answered", ["service", "method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "jiesu_http_request_seconds",
+        "Time to answer an HTTP request",
+        ["service", "method", "route"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+    registry.register(_RuntimeCollector(app, service))
+
+    def route_of(request: Request) -> str:
+        # The router records the matched route in the scope; its path template keeps label values few.
+        route = request.scope.get("route")
+        return str(getattr(route, "path", "unmatched"))
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = route_of(request)
+        if route != "/metrics":
+            requests.labels(service, request.method, route, str(response.status_code)).inc()
+            latency.labels(service, request.method, route).observe(time.perf_counter() - began)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        runtime: ServiceRuntime = request.app.state.runtime
+        body = generate_latest(registry)
+        if runtime.relay is not None:
+            waiting = await runtime.relay.backlog()
+            body += (
+                b"# HELP jiesu_outbox_backlog Events waiting in the outbox\n# TYPE jiesu_outbox_backlog gauge\n"
+                + f'jiesu_outbox_backlog{{service="{service}"}} {waiting}\n'.encode()
+            )
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
