@@ -24,6 +24,7 @@ done
 
 JIESU_TEST_PG_URL="$(scripts/postgres.sh url)"
 JIESU_TEST_KAFKA="$(scripts/kafka.sh bootstrap)"
-export JIESU_TEST_PG_URL JIESU_TEST_KAFKA
+JIESU_TEST_ASYNCAPI_SCHEMA="$(scripts/asyncapi-schema.sh)"
+export JIESU_TEST_PG_URL JIESU_TEST_KAFKA JIESU_TEST_ASYNCAPI_SCHEMA
 echo "[test] pytest against PostgreSQL and Kafka at $JIESU_TEST_KAFKA" >&2
 $UV run pytest "$@"

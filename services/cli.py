@@ -162,6 +162,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    """Write the AsyncAPI document generated from the event contract, or check the committed one."""
+    from shared.asyncapi import render
+
+    text = render()
+    if args.check:
+        current = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
+        if current != text:
+            say(f"{args.out} is out of date with the event contract; run: jiesu asyncapi --out {args.out}")
+            return 1
+        say(f"{args.out} matches the code")
+        return 0
+    Path(args.out).write_text(text, encoding="utf-8")
+    say(f"wrote {args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     top = argparse.ArgumentParser(prog="jiesu", description="jiesu call-and-respond dispatch (接诉即办)")
@@ -190,6 +207,11 @@ def parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("service", choices=[*SERVICES, "all"])
     mig.set_defaults(run=cmd_migrate)
+
+    doc = sub.add_parser("asyncapi", help="write (or --check) the AsyncAPI document of every topic and event")
+    doc.add_argument("--out", default="docs/asyncapi.json")
+    doc.add_argument("--check", action="store_true", help="fail if the file differs from the code")
+    doc.set_defaults(run=cmd_asyncapi)
     return top
 
 
