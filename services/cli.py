@@ -162,6 +162,32 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Send dead letters back to their topics after the cause was fixed."""
+    from shared import topics
+    from shared.consumer import redrive
+
+    spec = SERVICES[args.service]
+    settings = spec.make_settings()
+
+    async def run() -> int:
+        bus = create_bus(settings, client_id=f"jiesu-{spec.name}-redrive")
+        await bus.start()
+        try:
+            return await redrive(
+                bus,
+                dead_letter_topic=topics.named(settings.topic_namespace, topics.DEAD_LETTERS),
+                group=args.group,
+                reader=f"{settings.topic_namespace}jiesu-redrive",
+            )
+        finally:
+            await bus.close()
+
+    sent = asyncio.run(run())
+    say(f"re-drove {sent} dead letters" + (f" of {args.group}" if args.group else ""))
+    return 0
+
+
 def cmd_asyncapi(args: argparse.Namespace) -> int:
     """Write the AsyncAPI document generated from the event contract, or check the committed one."""
     from shared.asyncapi import render
@@ -207,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("service", choices=[*SERVICES, "all"])
     mig.set_defaults(run=cmd_migrate)
+
+    again = sub.add_parser("redrive", help="send dead letters back to their topics after a fix")
+    again.add_argument("service", choices=list(SERVICES), help="whose bus settings to use")
+    again.add_argument("--group", default=None, help="only the letters of this consumer group")
+    again.set_defaults(run=cmd_redrive)
 
     doc = sub.add_parser("asyncapi", help="write (or --check) the AsyncAPI document of every topic and event")
     doc.add_argument("--out", default="docs/asyncapi.json")

@@ -7,12 +7,16 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus.base import Bus, Delivery
+from shared.bus.base import Bus, Delivery, OutgoingMessage
 from shared.events import CloudEvent
 from shared.outbox import MessagingTables, claim_event
+
+DEAD_LETTER = "jiesu.bus.dead_letter.v1"
+UNREADABLE = "jiesu.bus.unreadable.v1"  # what a transport hands over for a message without a valid envelope
 
 log = logging.getLogger("jiesu.consumer")
 
@@ -29,7 +33,10 @@ class ConsumerSpec:
     pattern: str | None = None
     fallback: Handler | None = None  # for event types without a handler of their own
     batch: int = 50  # deliveries applied in one transaction; a failure falls back to one by one
+    max_attempts: int = 5  # then the event goes to the dead-letter topic (when one is set) and the group goes on
+    dead_letter_topic: str | None = None
     processed: int = field(default=0)
+    dead_letters: int = field(default=0)
 
 
 async def handle_delivery(
@@ -94,8 +101,11 @@ async def run_consumer(
     try:
         while not stop.is_set():
             deliveries = await subscription.fetch(max_records=200, timeout=0.5)
-            for start in range(0, len(deliveries), spec.batch):
-                chunk = deliveries[start : start + spec.batch]
+            for delivery in [d for d in deliveries if d.event.type == UNREADABLE]:
+                await dead_letter(bus, spec, delivery, error="not a CloudEvents 1.0 message", attempts=0)
+            readable = [d for d in deliveries if d.event.type != UNREADABLE]
+            for start in range(0, len(readable), spec.batch):
+                chunk = readable[start : start + spec.batch]
                 try:
                     spec.processed += await handle_chunk(chunk, spec=spec, sessions=sessions, tables=tables)
                 except asyncio.CancelledError:
@@ -103,7 +113,7 @@ async def run_consumer(
                 except Exception:
                     # Find the culprit: apply one by one, retrying a failing event in place.
                     for delivery in chunk:
-                        await _until_done(delivery, spec=spec, sessions=sessions, tables=tables, stop=stop)
+                        await _until_done(delivery, bus=bus, spec=spec, sessions=sessions, tables=tables, stop=stop)
                         if stop.is_set():
                             return
             if deliveries:
@@ -117,12 +127,15 @@ async def run_consumer(
 async def _until_done(
     delivery: Delivery,
     *,
+    bus: Bus,
     spec: ConsumerSpec,
     sessions: async_sessionmaker[AsyncSession],
     tables: MessagingTables,
     stop: asyncio.Event,
+    first_delay: float = 0.2,
 ) -> None:
-    delay = 0.2
+    delay = first_delay
+    attempts = 0
     while not stop.is_set():
         try:
             if await handle_delivery(delivery, spec=spec, sessions=sessions, tables=tables):
@@ -130,18 +143,96 @@ async def _until_done(
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
+            attempts += 1
+            if spec.dead_letter_topic is not None and attempts >= spec.max_attempts:
+                await dead_letter(bus, spec, delivery, error=f"{type(error).__name__}: {error}", attempts=attempts)
+                return
             log.exception(
-                "consumer %s failed on %s %s (%s@%s); retrying in %.1fs",
+                "consumer %s failed on %s %s (%s@%s), attempt %d; retrying in %.1fs",
                 spec.group,
                 delivery.event.type,
                 delivery.event.id,
                 delivery.topic,
                 delivery.offset,
+                attempts,
                 delay,
             )
             await _sleep_or_stop(stop, delay)
             delay = min(delay * 2, 10.0)
+
+
+async def dead_letter(bus: Bus, spec: ConsumerSpec, delivery: Delivery, *, error: str, attempts: int) -> None:
+    """Set an event aside on the dead-letter topic with the error, so the group can go on."""
+    assert spec.dead_letter_topic is not None, "no dead-letter topic configured"
+    original = delivery.event
+    letter = CloudEvent(
+        type=DEAD_LETTER,
+        source=f"/jiesu/consumer/{spec.group}",
+        subject=original.subject,
+        data={
+            "group": spec.group,
+            "topic": delivery.topic,
+            "partition": delivery.partition,
+            "offset": delivery.offset,
+            "key": delivery.key,
+            "error": error,
+            "attempts": attempts,
+            "event": {
+                "id": original.id,
+                "type": original.type,
+                "source": original.source,
+                "subject": original.subject,
+                "time": original.time.isoformat(),
+                "data": original.data,
+            },
+        },
+    )
+    await bus.publish([OutgoingMessage(topic=spec.dead_letter_topic, key=delivery.key or original.id, event=letter)])
+    spec.dead_letters += 1
+    log.error(
+        "consumer %s set %s %s (%s@%s) aside on %s after %d attempts: %s",
+        spec.group,
+        original.type,
+        original.id,
+        delivery.topic,
+        delivery.offset,
+        spec.dead_letter_topic,
+        attempts,
+        error,
+    )
+
+
+async def redrive(bus: Bus, *, dead_letter_topic: str, group: str | None = None, reader: str) -> int:
+    """Send set-aside events back to their topics (after a fix); consumers that had them drop duplicates."""
+    subscription = bus.subscribe(group=reader, topics=[dead_letter_topic])
+    await subscription.start()
+    sent = 0
+    try:
+        while True:
+            letters = await subscription.fetch(max_records=200, timeout=2.0)
+            if not letters:
+                return sent
+            batch = []
+            for letter in letters:
+                data = letter.event.data
+                if group is not None and data.get("group") != group:
+                    continue
+                original = data["event"]
+                event = CloudEvent(
+                    id=original["id"],
+                    type=original["type"],
+                    source=original["source"],
+                    subject=original.get("subject"),
+                    time=datetime.fromisoformat(original["time"]),
+                    data=original["data"],
+                )
+                batch.append(OutgoingMessage(topic=data["topic"], key=data.get("key") or event.id, event=event))
+            await bus.publish(batch)
+            await subscription.commit(letters)
+            sent += len(batch)
+    finally:
+        await subscription.close()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

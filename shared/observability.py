@@ -30,6 +30,12 @@ class _RuntimeCollector(Collector):
         for spec in runtime.consumer_specs:
             consumed.add_metric([self.service, spec.group], spec.processed)
         yield consumed
+        dead = CounterMetricFamily(
+            "jiesu_dead_letters", "Events set aside on the dead-letter topic", labels=["service", "group"]
+        )
+        for spec in runtime.consumer_specs:
+            dead.add_metric([self.service, spec.group], spec.dead_letters)
+        yield dead
         published = CounterMetricFamily(
             "jiesu_events_published", "Events the outbox relay published", labels=["service"]
         )

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared import topics
 from shared.bus.base import Bus
 from shared.bus.factory import create_bus
 from shared.consumer import ConsumerSpec, run_consumer
@@ -64,6 +65,8 @@ class ServiceRuntime:
             self._spawn(work(self), f"background-{index}")
         if run_consumers:
             for spec in self.consumer_specs:
+                if spec.dead_letter_topic is None:
+                    spec.dead_letter_topic = topics.named(self.settings.topic_namespace, topics.DEAD_LETTERS)
                 self._spawn(
                     run_consumer(self.bus, spec, sessions=self.sessions, tables=self.tables, stop=self.stop),
                     spec.group,

@@ -32,6 +32,7 @@ def named(namespace: str, topic: str) -> str:
     return f"{namespace}{topic}"
 
 
+DEAD_LETTERS = "jiesu.dead-letters"  # events a consumer could not apply, with the error; re-driven by `jiesu redrive`
 RESPONSES = "jiesu.dispatch.responses"  # department apps may send their actions here instead of over REST
 
 CASE_EXTENSION_REQUESTED = "jiesu.dispatch.case.extension_requested.v1"

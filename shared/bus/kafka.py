@@ -155,7 +155,7 @@ class KafkaSubscription:
 def _unreadable(record: Any) -> CloudEvent:
     """Stand-in for a message without a valid envelope, so the consumer can record and skip it."""
     return CloudEvent(
-        type="jiesu.bus.unreadable.v1",
+        type="jiesu.bus.unreadable.v1",  # shared.consumer.UNREADABLE
         source=f"kafka:{record.topic}",
         id=f"{record.topic}:{record.partition}:{record.offset}",
         data={"topic": record.topic, "partition": record.partition, "offset": record.offset},
