@@ -15,6 +15,7 @@ from services.registry import SERVICES
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.db import create_engine
+from shared.guide import SEED_GUIDE
 from shared.migrate import upgrade_async
 from tests.helpers import eventually, running
 
@@ -85,7 +86,9 @@ async def _stack(urls: dict[str, str], *, bus: Bus | None, settings: dict[str, A
     async with AsyncExitStack() as exits:
         for name, spec in SERVICES.items():
             await upgrade_async(script_location=spec.migrations, database_url=urls[name])
-            config = spec.make_settings(database_url=urls[name], relay=True, consumers=True, **settings)
+            # The seed guide: the tests name its kinds and units.
+            pinned = {"guide_path": SEED_GUIDE} if name == "dispatch" else {}
+            config = spec.make_settings(database_url=urls[name], relay=True, consumers=True, **pinned, **settings)
             apps[name] = spec.create_app(config, bus=bus)
             clients[name] = await exits.enter_async_context(running(apps[name]))
         yield Stack(**clients, apps=apps)

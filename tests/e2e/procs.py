@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from shared.guide import SEED_GUIDE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,7 +33,8 @@ class Proc:
     def __init__(self, args: list[str], *, log: Path, env: Mapping[str, str]) -> None:
         self.args = args
         self.log = log
-        self.env = {**os.environ, **env}
+        # The seed guide unless the test brings its own: the tests name its kinds and units.
+        self.env = {**os.environ, "JIESU_DISPATCH_GUIDE_PATH": str(SEED_GUIDE), **env}
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
