@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from services.dispatch.classifier.cli import add_model_commands
 from services.registry import SERVICES, ServiceSpec
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.factory import create_bus
@@ -243,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     doc.add_argument("--out", default="docs/asyncapi.json")
     doc.add_argument("--check", action="store_true", help="fail if the file differs from the code")
     doc.set_defaults(run=cmd_asyncapi)
+    add_model_commands(sub)
     return top
 
 

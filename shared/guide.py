@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DATA = Path(__file__).parent / "data"
 SEED_GUIDE = DATA / "seed_guide.json"
+CITY_GUIDE = DATA / "city_guide.json"  # 283 categories, 545 kinds: what dispatch uses unless told otherwise
 
 Urgency = Literal["normal", "urgent", "emergency"]
 RequestType = Literal["咨询", "求助", "投诉", "举报", "建议"]

@@ -31,3 +31,16 @@ async def test_openapi_and_health(service: str, tmp_path: Path) -> None:
         )
         assert "jiesu_http_request_seconds_bucket" in metrics
         assert f'jiesu_background_healthy{{service="{service}"}} 1.0' in metrics
+
+
+async def test_dispatch_serves_the_city_guide_by_default(tmp_path: Path) -> None:
+    spec = SERVICES["dispatch"]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_async(script_location=spec.migrations, database_url=url)
+    settings = spec.make_settings(database_url=url, embedded_bus_url=f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}")
+    async with running(spec.create_app(settings)) as client:
+        guide = (await client.get("/v1/guide")).json()
+    assert guide["counts"]["categories"] == 283 and guide["counts"]["kinds"] == 545
+    assert guide["version"] == "city-2026.11"
+    kind = guide["categories"][0]["kinds"][0]
+    assert len(kind["examples"]) >= 3 and kind["primary"] and kind["time_limits"]["normal"]

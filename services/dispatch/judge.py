@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from services.dispatch.classifier import Model
 from shared.guide import Guide, Kind
 
 Decision = Literal["dispatch", "triage", "transfer", "refuse"]
@@ -65,8 +66,10 @@ class GuideClassifier:
         ]
         return sorted(scores, key=lambda pair: pair[1], reverse=True)
 
-    def predict(self, text: str) -> tuple[Kind, float]:
+    def predict(self, text: str, *, subject: str = "") -> tuple[Kind, float]:
         """The best kind and a confidence in [0, 1] (softmax over similarities)."""
+        if subject:
+            text = f"{subject} {text}"
         ranked = self.rank(text)
         top = ranked[0][1]
         weights = [math.exp(12 * (score - top)) for _, score in ranked]
@@ -74,19 +77,59 @@ class GuideClassifier:
         return self.guide.kind_by_code[ranked[0][0]], confidence
 
 
+class ModelClassifier:
+    """The trained classifier over a guide; when the model is coarser than kinds, the guide picks the kind within."""
+
+    def __init__(self, guide: Guide, model: Model) -> None:
+        known = {
+            "kind": set(guide.kind_by_code),
+            "category": set(guide.category_by_code),
+            "domain": {d.code for d in guide.domains},
+        }[model.level]
+        missing = [label for label in model.labels if label not in known]
+        if missing:
+            raise ValueError(
+                f"the model's {model.level}s {missing[:5]} are not in guide {guide.version}; "
+                "train it on this guide (jiesu model train --guide-only --guide ...)"
+            )
+        self.guide = guide
+        self.model = model
+        self.fallback = GuideClassifier(guide)
+
+    def predict(self, text: str, *, subject: str = "") -> tuple[Kind, float]:
+        """The best kind and its calibrated probability."""
+        prediction = self.model.predict(text, subject=subject)
+        if self.model.level == "kind":
+            return self.guide.kind_by_code[prediction.label], prediction.confidence
+
+        # A coarser model: the best kind of the guide inside the predicted domain or category.
+        def group(kind: Kind) -> str:
+            return kind.category if self.model.level == "category" else self.guide.domain_of(kind)
+
+        joined = f"{subject} {text}"
+        for code, _score in self.fallback.rank(joined):
+            kind = self.guide.kind_by_code[code]
+            if group(kind) == prediction.label:
+                return kind, prediction.confidence
+        return self.fallback.predict(joined)
+
+
 class Judge:
     """The judge pipeline for one guide."""
 
-    def __init__(self, guide: Guide, *, threshold: float) -> None:
+    def __init__(self, guide: Guide, *, threshold: float, model: Model | None = None) -> None:
         self.guide = guide
         self.threshold = threshold
-        self.classifier = GuideClassifier(guide)
+        self.classifier: GuideClassifier | ModelClassifier = (
+            ModelClassifier(guide, model) if model is not None else GuideClassifier(guide)
+        )
         self._emergencies = [k for k in guide.kinds if k.transfer_to]
 
-    def judge(self, *, text: str, kind_code: str | None, source: str) -> Judgement:
+    def judge(self, *, text: str, kind_code: str | None, source: str, subject: str = "") -> Judgement:
         """Decide kind and what to do with the report."""
+        whole = f"{subject} {text}" if subject else text
         for kind in self._emergencies:
-            hit = next((kw for kw in kind.keywords if kw in text), None)
+            hit = next((kw for kw in kind.keywords if kw in whole), None)
             if hit:
                 return Judgement(
                     kind=kind,
@@ -97,7 +140,7 @@ class Judge:
                     transfer_to=kind.transfer_to,
                 )
         for rule in self.guide.out_of_scope:
-            hit = next((kw for kw in rule.keywords if kw in text), None)
+            hit = next((kw for kw in rule.keywords if kw in whole), None)
             if hit:
                 return Judgement(
                     kind=None,
@@ -106,7 +149,7 @@ class Judge:
                     method="out-of-scope",
                     reasons=(f"{rule.code} {rule.name} ({hit!r}): {rule.reason}",),
                 )
-        predicted, confidence = self.classifier.predict(text)
+        predicted, confidence = self.classifier.predict(text, subject=subject)
         if kind_code:
             trusted = self.guide.kind_by_code.get(kind_code)
             if trusted is None:
@@ -127,6 +170,17 @@ class Judge:
                 decision="triage",
                 method="source-code",
                 reasons=(reason,),
+            )
+        if predicted.transfer_to and confidence >= self.threshold:
+            return Judgement(
+                kind=predicted,
+                confidence=confidence,
+                decision="transfer",
+                method="classifier",
+                reasons=(
+                    f"reads as the emergency {predicted.code} {predicted.name}: transfer to {predicted.transfer_to}",
+                ),
+                transfer_to=predicted.transfer_to,
             )
         if confidence < self.threshold:
             return Judgement(

@@ -188,8 +188,9 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         to_status="received",
         detail={"case_number": case.case_number},
     )
-    text = " ".join(part for part in (case.subject, case.content) if part)
-    judgement = ctx.judge.judge(text=text, kind_code=report.get("kind_code"), source=case.source)
+    judgement = ctx.judge.judge(
+        text=case.content, subject=case.subject or "", kind_code=report.get("kind_code"), source=case.source
+    )
     placement, place_reasons = ctx.jurisdiction.locate(
         grid_code=case.grid_code, lon=case.lon, lat=case.lat, address=case.address or case.content
     )

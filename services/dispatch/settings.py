@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.guide import CITY_GUIDE
 from shared.settings import ServiceSettings
 
 
@@ -16,7 +17,11 @@ class DispatchSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JIESU_DISPATCH_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///var/dispatch.db"
-    guide_path: Path | None = Field(default=None, description="a city's own guide file; the seed guide if unset")
+    guide_path: Path = Field(default=CITY_GUIDE, description="the dispatch guide (a city's own file may replace it)")
+    model_path: Path | None = Field(
+        default=None,
+        description="a trained classifier (jiesu model train); unset: the shipped model if it fits the guide",
+    )
     jurisdiction_path: Path | None = Field(default=None, description="a GeoJSON jurisdiction; the seed one if unset")
     confidence_threshold: float = Field(default=0.35, ge=0, le=1, description="below it a person judges (triage)")
     timezone: str = "Asia/Shanghai"

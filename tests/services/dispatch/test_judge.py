@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.dispatch.judge import Judge
-from shared.guide import load_guide
+from services.dispatch.classifier import default_model_path
+from services.dispatch.context import DispatchContext
+from services.dispatch.judge import GuideClassifier, Judge, ModelClassifier
+from services.dispatch.settings import DispatchSettings
+from shared.guide import SEED_GUIDE, load_guide
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,36 @@ def test_a_matter_already_in_court_is_refused_with_the_reason_to_read_out(judge:
     result = judge.judge(text="我和开发商的房屋纠纷法院已立案，希望你们催一下", kind_code=None, source="hotline")
     assert (result.decision, result.kind) == ("refuse", None)
     assert "人民法院" in result.reasons[0]
+
+
+@pytest.fixture(scope="module")
+def city() -> DispatchContext:
+    return DispatchContext.load(DispatchSettings())
+
+
+def test_by_default_the_city_guide_is_judged_by_the_shipped_model(city: DispatchContext) -> None:
+    assert (len(city.guide.categories), len(city.guide.kinds)) == (283, 545)
+    assert isinstance(city.judge.classifier, ModelClassifier)
+    lamp = city.judge.judge(text="小区门口的路灯坏了好几天了，晚上很黑", kind_code=None, source="hotline")
+    assert lamp.decision == "dispatch" and lamp.kind is not None and "路灯" in lamp.kind.name
+    assert 0.35 <= lamp.confidence <= 1
+
+
+def test_the_model_recognises_an_emergency_the_keywords_missed(city: DispatchContext) -> None:
+    gas = city.judge.judge(text="楼道里有很浓的煤气味，邻居家没人", kind_code=None, source="hotline")
+    assert (gas.decision, gas.transfer_to) == ("transfer", "119")
+
+
+def test_the_city_guide_refuses_what_no_unit_handles(city: DispatchContext) -> None:
+    loan = city.judge.judge(text="朋友借钱不还，你们帮我要回来", kind_code=None, source="hotline")
+    assert loan.decision == "refuse" and "民事纠纷" in loan.reasons[0]
+
+
+def test_a_model_trained_on_another_guide_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="train it on this guide"):
+        DispatchContext.load(DispatchSettings(guide_path=SEED_GUIDE, model_path=default_model_path()))
+
+
+def test_without_a_fitting_model_the_guide_examples_judge() -> None:
+    seed = DispatchContext.load(DispatchSettings(guide_path=SEED_GUIDE))
+    assert isinstance(seed.judge.classifier, GuideClassifier)
