@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from services.evaluation.api import router
+from services.evaluation import api, api_metrics, api_use
 from services.evaluation.consumers import consumer_specs
 from services.evaluation.models import messaging
 from services.evaluation.settings import EvaluationSettings
@@ -26,11 +26,11 @@ def create_app(
     return build_app(
         name="evaluation",
         title="jiesu evaluation",
-        description="Call-backs, the three rates and hot spots (评、用).",
+        description="Call-backs, case scores, rates and fair rankings, hot spots and guide suggestions (评、用).",
         settings=settings,
         tables=messaging,
         consumer_specs=lambda namespace: consumer_specs(namespace, tz),
-        routers=[router],
+        routers=[api.router, api_metrics.router, api_use.router],
         migrations=MIGRATIONS,
         bus=bus,
         migrate_on_start=migrate_on_start,

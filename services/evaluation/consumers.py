@@ -1,4 +1,4 @@
-"""Evaluation follows the case topic: judged, dispatched, signed, completed, closed and reopened cases."""
+"""Evaluation follows the case topic (every step of a case) and the reports topic (where reports were made)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,20 @@ def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
     async def completed(session: AsyncSession, event: CloudEvent) -> None:
         await service.on_completed(session, event.data, event.time)
 
+    async def returned(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_returned(session, event.data)
+
+    async def extension_requested(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_extension_requested(session, event.data)
+
+    async def extension_decided(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_extension_decided(session, event.data)
+
     async def reopened(session: AsyncSession, event: CloudEvent) -> None:
         await service.on_reopened(session, event.data)
+
+    async def merged(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_merged(session, event.data)
 
     async def status(session: AsyncSession, event: CloudEvent) -> None:
         if "status" in event.data and "case_id" in event.data:
@@ -40,20 +52,33 @@ def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
     async def rated(session: AsyncSession, event: CloudEvent) -> None:
         await service.on_whistle_rated(session, event.data, event.time, tz)
 
-    handlers: dict[str, Handler] = {
+    async def received(session: AsyncSession, event: CloudEvent) -> None:
+        await service.on_report_received(session, event.data, event.time)
+
+    cases: dict[str, Handler] = {
         topics.CASE_JUDGED: judged,
         topics.CASE_DISPATCHED: dispatched,
         topics.CASE_SIGNED: signed,
         topics.CASE_COMPLETED: completed,
+        topics.CASE_RETURNED: returned,
+        topics.CASE_EXTENSION_REQUESTED: extension_requested,
+        topics.CASE_EXTENSION_DECIDED: extension_decided,
         topics.CASE_REOPENED: reopened,
+        topics.CASE_MERGED: merged,
         topics.CASE_OVERDUE: overdue,
         topics.WHISTLE_RATED: rated,
     }
+    reports: dict[str, Handler] = {topics.REPORT_RECEIVED: received}
     return [
         ConsumerSpec(
             group=f"{namespace}jiesu-evaluation-cases",
             topics=[topics.named(namespace, topics.CASES)],
-            handlers=handlers,
+            handlers=cases,
             fallback=status,
-        )
+        ),
+        ConsumerSpec(
+            group=f"{namespace}jiesu-evaluation-reports",
+            topics=[topics.named(namespace, topics.REPORTS)],
+            handlers=reports,
+        ),
     ]

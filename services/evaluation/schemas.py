@@ -1,100 +1,118 @@
-"""Evaluation API models."""
+"""Evaluation API models: call-backs and one case's evaluation."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
+Respondent = Literal["citizen", "grid_worker", "town"]
+Fault = Literal["unit", "not_unit"]
 
 
 class FeedbackCreate(BaseModel):
-    """The citizen's answer to the call-back (回访) of a completed case."""
+    """The answer to the call-back (回访) of a completed case."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     case_id: str = Field(min_length=1, max_length=36)
+    respondent: Respondent | None = Field(
+        default=None, description="who answered; the case's source decides who may (default: the one it names first)"
+    )
     resolved: bool
     satisfaction: Satisfaction
+    fault: Fault = Field(
+        default="unit",
+        description="for an unresolved or dissatisfied answer: `unit` reopens the case to the same unit; `not_unit` "
+        "(e.g. the citizen wants what the law does not allow) closes it without counting against the unit",
+    )
+    fault_reason: str | None = Field(default=None, max_length=2000, description="required when fault is not_unit")
     comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _fault_needs_a_complaint_and_a_reason(self) -> FeedbackCreate:
+        if self.fault == "not_unit":
+            if self.resolved and self.satisfaction != "dissatisfied":
+                raise ValueError("fault not_unit applies only to an unresolved or dissatisfied answer")
+            if not self.fault_reason:
+                raise ValueError("fault not_unit needs fault_reason: why it is not the unit's fault")
+        return self
 
 
 class FeedbackRead(BaseModel):
-    """Recorded feedback and the verdict it led to."""
+    """A recorded call-back round and the verdict it led to."""
 
     case_id: str
     round: int
-    resolved: bool
-    satisfaction: Satisfaction
+    respondent: str
+    outcome: Literal["answered", "unreachable"]
+    resolved: bool | None
+    satisfaction: Satisfaction | None
+    fault: Fault | None
+    fault_reason: str | None
+    counted: bool = Field(description="whether it counts in the unit's resolution and satisfaction rates")
+    attempts: int = Field(description="failed call-back attempts before this outcome")
     comment: str | None
     verdict: Literal["closed", "reopened"]
     recorded_at: datetime
 
 
-class Rate(BaseModel):
-    """A rate with the counts it is made of."""
+class AttemptCreate(BaseModel):
+    """A call-back that did not reach the respondent."""
 
-    value: float | None = Field(description="numerator / denominator, null when nothing to count")
-    numerator: int
-    denominator: int
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-
-class BottomUp(BaseModel):
-    """Towns' ratings of a department they called (1–5): the bottom-up share of its score."""
-
-    mean: float | None
-    ratings: int
+    case_id: str = Field(min_length=1, max_length=36)
+    respondent: Respondent | None = None
+    note: str | None = Field(default=None, max_length=2000)
 
 
-class UnitMetrics(BaseModel):
-    """The three rates (三率) and their counts for one unit and period."""
+class AttemptRead(BaseModel):
+    """Failed attempts so far; the last allowed one closes the case as unreachable."""
+
+    case_id: str
+    round: int
+    attempts: int
+    attempts_allowed: int
+    verdict: Literal["closed"] | None = Field(description="closed (unreachable) once the attempts are used up")
+    feedback: FeedbackRead | None
+
+
+class ScoreItem(BaseModel):
+    """One rule of the per-case score."""
+
+    rule: str
+    points: float
+    possible: float = Field(description="the reward this rule could give; 0 for a penalty")
+    note: str
+
+
+class CaseScore(BaseModel):
+    """The per-case score (按件考核) and how it was reached."""
+
+    score: float | None = Field(description="null while nothing can be assessed yet")
+    final: bool = Field(description="final once evaluation closed the case; provisional before")
+    earned: float
+    possible: float
+    penalties: float
+    items: list[ScoreItem]
+    formula: str
+    rules: dict[str, float]
+
+
+class AssignmentRead(BaseModel):
+    """One dispatch of the case to a unit and what it added to the roll-ups."""
 
     unit_code: str
-    period: str
-    dispatched: int
-    signed: int
-    completed: int
-    feedback: int
-    reopened: int
-    response_rate: Rate
-    resolution_rate: Rate
-    satisfaction_rate: Rate
-    on_time_sign_rate: Rate
-    on_time_completion_rate: Rate
-    overdue: int
-    bottom_up_rating: BottomUp
-
-
-class MetricsPage(BaseModel):
-    """Metrics for the requested units and periods."""
-
-    grouping: Literal["day", "month", "all"]
-    date_from: date | None
-    date_to: date | None
-    definitions: dict[str, str]
-    items: list[UnitMetrics]
-
-
-class Hotspot(BaseModel):
-    """Many reports of one kind of problem in one place within the window."""
-
-    kind_code: str
-    place_code: str
-    place_name: str | None
-    reports: int
-    first_at: datetime
-    last_at: datetime
-    case_ids: list[str]
-
-
-class HotspotPage(BaseModel):
-    """Hot spots, most reports first."""
-
-    window_days: int
-    min_reports: int
-    items: list[Hotspot]
+    kind_code: str | None
+    category_code: str | None
+    day: date
+    dispatched_at: datetime
+    returned_by: str | None
+    return_reason: str | None
+    counters: dict[str, float]
 
 
 class EvaluationRead(BaseModel):
@@ -102,9 +120,32 @@ class EvaluationRead(BaseModel):
 
     case_id: str
     case_number: str
+    source: str
     status: str
     primary_unit: str | None
     kind_code: str | None
+    category_code: str | None
+    territory: dict[str, str | None]
     round: int
     awaiting_feedback: bool
+    callback_attempts: int
+    attempts_allowed: int
+    allowed_respondents: list[str]
+    outcome: str | None
+    score: CaseScore
+    assignments: list[AssignmentRead]
     feedback: list[FeedbackRead]
+
+
+def assignment_read(raw: dict[str, Any]) -> AssignmentRead:
+    """An assignment as stored on the case, for the API."""
+    return AssignmentRead(
+        unit_code=raw["unit"],
+        kind_code=raw["kind"],
+        category_code=raw["category"],
+        day=date.fromisoformat(raw["day"]),
+        dispatched_at=datetime.fromisoformat(raw["dispatched_at"]),
+        returned_by=raw.get("returned_by"),
+        return_reason=raw.get("return_reason"),
+        counters=raw["counters"],
+    )

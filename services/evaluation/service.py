@@ -1,64 +1,65 @@
-"""Evaluating cases (评) and using what they tell (用): feedback, verdicts, roll-ups, hot spots."""
+"""Following cases (评): evaluation's view of each case from dispatch's events, and the roll-ups they feed.
+
+Every counter a case adds is written twice in one transaction: on the case's assignment (what it contributed)
+and on the roll-up rows of its unit and territory (what queries sum). Nothing is recounted later.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import date, datetime, timedelta
+import copy
+import re
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import EvaluatedCase, Feedback, UnitDayStats, messaging
-from services.evaluation.schemas import BottomUp, FeedbackCreate, Hotspot, Rate, UnitMetrics
-from shared import topics
-from shared.events import CloudEvent, utcnow
-from shared.outbox import add_event
-from shared.problems import Conflict, NotFound
-
-SOURCE = "/jiesu/evaluation"
-COUNTERS = (
-    "dispatched",
-    "signed",
-    "signed_on_time",
-    "completed",
-    "completed_on_time",
-    "feedback",
-    "resolved",
-    "satisfied",
-    "basically_satisfied",
-    "dissatisfied",
-    "reopened",
-    "overdue",
-    "bottom_up_ratings",
-    "bottom_up_score_sum",
-)
-DEFINITIONS = {
-    "response_rate": "响应率: cases signed for (签收) / cases dispatched",
-    "resolution_rate": "解决率: call-backs answering resolved / call-backs",
-    "satisfaction_rate": "满意率: satisfied + basically satisfied / call-backs",
-    "on_time_sign_rate": "signed before the sign deadline / signed",
-    "on_time_completion_rate": "completed before the completion deadline / completed",
-    "overdue": "cases whose completion deadline passed before they were completed",
-    "bottom_up_rating": "mean of towns' 1-5 ratings of the department after a whistle (吹哨报到), by rating day",
-    "period": "cases count in the period (Asia/Shanghai day) in which they were dispatched",
-}
+from services.evaluation import rollup_store
+from services.evaluation.models import CaseReroute, EvaluatedCase, Feedback, ReportPlace
+from services.evaluation.rollup import bucket_of, keys_for, unit_keys
+from shared.problems import NotFound
 
 
-async def bump(session: AsyncSession, *, unit: str, day: date, **increments: int) -> None:
-    """Add to a unit's counters for a day, creating the row on first use (atomic per statement)."""
-    table = UnitDayStats.__table__
-    assert isinstance(table, Table)
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    await session.execute(insert.values(unit_code=unit, day=day, **dict.fromkeys(COUNTERS, 0)).on_conflict_do_nothing())
-    await session.execute(
-        update(table)
-        .where(table.c.unit_code == unit, table.c.day == day)
-        .values({name: table.c[name] + amount for name, amount in increments.items()})
+def territory_of(case: EvaluatedCase) -> dict[str, str | None]:
+    """The case's street, community and grid codes."""
+    return {"street": case.street_code, "community": case.community_code, "grid": case.grid_code}
+
+
+def current(case: EvaluatedCase) -> dict[str, Any] | None:
+    """The assignment the case is in now (the last dispatch)."""
+    return case.assignments[-1] if case.assignments else None
+
+
+async def add(session: AsyncSession, case: EvaluatedCase, index: int, **increments: float) -> None:
+    """Add to one assignment's counters and to the roll-up rows of that assignment."""
+    assignments = copy.deepcopy(case.assignments)
+    assignment = assignments[index]
+    counters: dict[str, float] = assignment["counters"]
+    for name, amount in increments.items():
+        counters[name] = counters.get(name, 0) + amount
+    case.assignments = assignments
+    keys = keys_for(
+        unit=assignment["unit"],
+        kind=assignment["kind"],
+        category=assignment["category"],
+        day=date.fromisoformat(assignment["day"]),
+        territory=territory_of(case),
     )
+    await rollup_store.bump(session, keys, increments)
+
+
+def _set(case: EvaluatedCase, index: int, **fields: Any) -> None:
+    assignments = copy.deepcopy(case.assignments)
+    assignments[index].update(fields)
+    case.assignments = assignments
+
+
+async def lock(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
+    """A case, locked for change where the database can."""
+    return (
+        await session.execute(select(EvaluatedCase).where(EvaluatedCase.case_id == case_id).with_for_update())
+    ).scalar_one_or_none()
 
 
 async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
@@ -74,286 +75,235 @@ async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime) -
             case_number=data["case_number"],
             source=data["source"],
             kind_code=data.get("kind_code"),
+            judged_kind_code=data.get("kind_code"),
             category_code=data.get("category_code"),
             street_code=codes.get("street"),
+            community_code=codes.get("community"),
             grid_code=codes.get("grid"),
             place_name=names.get("community") or names.get("street"),
+            urgency=data.get("urgency") or "normal",
             status=data["status"],
             judged_at=at,
             round=0,
+            assignments=[],
+            callback_attempts=0,
         )
     )
-
-
-async def _case(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
-    return (
-        await session.execute(select(EvaluatedCase).where(EvaluatedCase.case_id == case_id).with_for_update())
-    ).scalar_one_or_none()
 
 
 async def on_dispatched(session: AsyncSession, data: dict[str, Any], at: datetime, tz: ZoneInfo) -> None:
-    """A case reached a unit: it counts as dispatched for that unit, on that day."""
-    case = await _case(session, data["case_id"])
+    """A case reached a unit: a new assignment, counted as dispatched for that unit on that day."""
+    case = await lock(session, data["case_id"])
     if case is None:
         await on_judged(session, data, at)
         await session.flush()
-        case = await _case(session, data["case_id"])
+        case = await lock(session, data["case_id"])
         assert case is not None
-    case.primary_unit = data["primary_unit"]
-    case.kind_code = data.get("kind_code")
+    unit, kind = data["primary_unit"], data.get("kind_code")
+    previous = current(case)
+    if previous is not None:
+        returned_by = previous.get("returned_by")
+        if returned_by is not None and returned_by == unit:
+            await add(session, case, len(case.assignments) - 1, returned_without_cause=1)
+        if previous["unit"] != unit or previous["kind"] != kind:
+            reason = "dispute" if case.status == "disputed" else "return" if returned_by else "rejudge"
+            _reroute(session, case, at, reason=reason, previous=previous, unit=unit, kind=kind)
+    elif case.judged_kind_code is not None and case.judged_kind_code != kind:
+        _reroute(session, case, at, reason="triage", previous=None, unit=unit, kind=kind)
+    day = at.astimezone(tz).date()
+    case.assignments = [
+        *copy.deepcopy(case.assignments),
+        {
+            "unit": unit,
+            "kind": kind,
+            "category": data.get("category_code"),
+            "day": day.isoformat(),
+            "dispatched_at": at.isoformat(),
+            "counters": {},
+        },
+    ]
+    case.primary_unit = unit
+    case.kind_code = kind
+    case.category_code = data.get("category_code")
+    case.urgency = data.get("urgency") or case.urgency
     case.status = data["status"]
     case.dispatched_at = at
-    case.period_day = at.astimezone(tz).date()
+    case.period_day = day
     case.signed_at = None
-    await bump(session, unit=case.primary_unit or "", day=case.period_day, dispatched=1)
+    case.completed_at = None
+    case.overdue_counted = False
+    await add(session, case, len(case.assignments) - 1, dispatched=1)
 
 
-async def on_signed(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
-    """签收: the first sign of a dispatch counts towards the response rate."""
-    case = await _case(session, data["case_id"])
-    if case is None or case.period_day is None:
-        return
-    first = case.signed_at is None
-    case.status = data["status"]
-    if first and case.round == 0:
-        case.signed_at = at
-        await bump(
-            session,
-            unit=case.primary_unit or "",
-            day=case.period_day,
-            signed=1,
-            signed_on_time=int(bool(data.get("on_time"))),
+def _reroute(
+    session: AsyncSession,
+    case: EvaluatedCase,
+    at: datetime,
+    *,
+    reason: str,
+    previous: dict[str, Any] | None,
+    unit: str,
+    kind: str | None,
+) -> None:
+    session.add(
+        CaseReroute(
+            case_id=case.case_id,
+            case_number=case.case_number,
+            at=at,
+            reason=reason,
+            from_kind=previous["kind"] if previous else case.judged_kind_code,
+            to_kind=kind,
+            from_unit=previous["unit"] if previous else None,
+            to_unit=unit,
+            return_reason=previous.get("return_reason") if previous else None,
         )
-
-
-async def on_completed(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
-    """办结: the case now waits for the call-back."""
-    case = await _case(session, data["case_id"])
-    if case is None or case.period_day is None:
-        return
-    case.status = "completed"
-    case.completed_at = at
-    if case.round == 0:
-        await bump(
-            session,
-            unit=case.primary_unit or "",
-            day=case.period_day,
-            completed=1,
-            completed_on_time=int(bool(data.get("on_time"))),
-        )
-
-
-async def on_overdue(session: AsyncSession, data: dict[str, Any]) -> None:
-    """A missed completion deadline counts against the unit (once per case)."""
-    case = await _case(session, data["case_id"])
-    if case is None or case.period_day is None or data.get("deadline") != "complete" or case.overdue_counted:
-        return
-    case.overdue_counted = True
-    await bump(session, unit=case.primary_unit or "", day=case.period_day, overdue=1)
-
-
-async def on_whistle_rated(session: AsyncSession, data: dict[str, Any], at: datetime, tz: ZoneInfo) -> None:
-    """A town rated a department it called: the bottom-up share of that department's score."""
-    await bump(
-        session,
-        unit=str(data["unit_code"]),
-        day=at.astimezone(tz).date(),
-        bottom_up_ratings=1,
-        bottom_up_score_sum=int(data["score"]),
     )
 
 
-async def on_status(session: AsyncSession, data: dict[str, Any]) -> None:
-    """Any other case event: follow the status."""
-    case = await _case(session, data["case_id"])
-    if case is not None:
-        case.status = data["status"]
+async def _assigned(session: AsyncSession, data: dict[str, Any]) -> tuple[EvaluatedCase, int] | None:
+    case = await lock(session, data["case_id"])
+    if case is None or not case.assignments:
+        return None
+    case.status = data.get("status", case.status)
+    return case, len(case.assignments) - 1
+
+
+async def on_signed(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
+    """签收: the first sign of an assignment counts towards the response rate."""
+    found = await _assigned(session, data)
+    if found is None:
+        return
+    case, index = found
+    if not case.assignments[index]["counters"].get("signed"):
+        case.signed_at = at
+        await add(session, case, index, signed=1, signed_on_time=int(bool(data.get("on_time"))))
+
+
+async def on_completed(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
+    """办结: the case waits for the call-back; the first completion of an assignment measures handling time."""
+    found = await _assigned(session, data)
+    if found is None:
+        return
+    case, index = found
+    case.status = "completed"
+    case.completed_at = at
+    assignment = case.assignments[index]
+    if assignment["counters"].get("completed"):
+        return
+    hours = max(0.0, (at - datetime.fromisoformat(assignment["dispatched_at"])).total_seconds() / 3600)
+    increments: dict[str, float] = {
+        "completed": 1,
+        "completed_on_time": int(bool(data.get("on_time"))),
+        "handling_count": 1,
+        "handling_hours_sum": round(hours, 4),
+        bucket_of(hours): 1,
+    }
+    await add(session, case, index, **increments)
+
+
+async def on_overdue(session: AsyncSession, data: dict[str, Any]) -> None:
+    """A missed completion deadline counts against the assignment (once)."""
+    found = await _assigned(session, data)
+    if found is None or data.get("deadline") != "complete":
+        return
+    case, index = found
+    if not case.assignments[index]["counters"].get("overdue"):
+        case.overdue_counted = True
+        await add(session, case, index, overdue=1)
+
+
+async def on_returned(session: AsyncSession, data: dict[str, Any]) -> None:
+    """退单: the unit gave the case back; whether it had cause shows when the case is dispatched again."""
+    found = await _assigned(session, data)
+    if found is None:
+        return
+    case, index = found
+    _set(case, index, returned_by=data.get("unit_code"), return_reason=data.get("reason"))
+    await add(session, case, index, returned=1)
+
+
+async def on_extension_requested(session: AsyncSession, data: dict[str, Any]) -> None:
+    """延期 asked."""
+    found = await _assigned(session, data)
+    if found is not None:
+        await add(session, found[0], found[1], extension_requested=1)
+
+
+async def on_extension_decided(session: AsyncSession, data: dict[str, Any]) -> None:
+    """延期 granted (a refusal changes no counter)."""
+    found = await _assigned(session, data)
+    if found is not None and data.get("granted"):
+        await add(session, found[0], found[1], extended=1)
 
 
 async def on_reopened(session: AsyncSession, data: dict[str, Any]) -> None:
     """重办: the next completion starts a new call-back round."""
-    case = await _case(session, data["case_id"])
-    if case is None or case.period_day is None:
+    found = await _assigned(session, data)
+    if found is None:
         return
+    case, index = found
     case.status = "reopened"
     case.round += 1
-    await bump(session, unit=case.primary_unit or "", day=case.period_day, reopened=1)
+    case.callback_attempts = 0
+    await add(session, case, index, reopened=1)
 
 
-async def record_feedback(session: AsyncSession, body: FeedbackCreate) -> Feedback:
-    """Record the call-back answer for the current round and emit the verdict (close or reopen)."""
-    case = await _case(session, body.case_id)
-    if case is None:
-        raise NotFound(f"evaluation has no case {body.case_id} (yet)", field="case_id")
-    already = (
-        await session.execute(select(Feedback).where(Feedback.case_id == case.case_id, Feedback.round == case.round))
-    ).scalar_one_or_none()
-    if already is not None:
-        raise Conflict(
-            f"feedback for round {case.round} of case {case.case_number} was recorded at {already.recorded_at}",
-            field="case_id",
-            current_status=case.status,
+async def on_merged(session: AsyncSession, data: dict[str, Any]) -> None:
+    """合并: a duplicate report joined an earlier case; it stays a member of hot spots and repeat complaints."""
+    case = await lock(session, data["case_id"])
+    if case is not None:
+        case.status = data["status"]
+        case.merged_into = data.get("merged_into")
+
+
+async def on_status(session: AsyncSession, data: dict[str, Any]) -> None:
+    """Any other case event: follow the status."""
+    case = await lock(session, data["case_id"])
+    if case is not None:
+        case.status = data["status"]
+
+
+async def on_whistle_rated(session: AsyncSession, data: dict[str, Any], at: datetime, tz: ZoneInfo) -> None:
+    """A town rated a department it called: the bottom-up share of that department's score (by rating day)."""
+    keys = unit_keys(str(data["unit_code"]), at.astimezone(tz).date())
+    await rollup_store.bump(session, keys, {"bottom_up_ratings": 1, "bottom_up_score_sum": int(data["score"])})
+
+
+_NOT_IN_KEY = re.compile(r"[\s,，。.、;；:：()（）\-—]+")
+
+
+def place_key(address: str | None, lat: float | None, lon: float | None) -> str | None:
+    """The spot a report names: its address without spaces or punctuation, else its GPS point to about 10 m."""
+    key = _NOT_IN_KEY.sub("", address or "").lower()
+    if key:
+        return f"addr:{key[:300]}"
+    if lat is not None and lon is not None:
+        return f"gps:{lat:.4f},{lon:.4f}"
+    return None
+
+
+async def on_report_received(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
+    """Where a report was made (address and GPS point); the reporter's personal data is not kept."""
+    if await session.get(ReportPlace, data["id"]) is not None:
+        return
+    location = data.get("location") or {}
+    received = data.get("received_at")
+    session.add(
+        ReportPlace(
+            case_id=data["id"],
+            address=(data.get("address") or None) and str(data["address"])[:300],
+            place_key=place_key(data.get("address"), location.get("lat"), location.get("lon")),
+            lat=location.get("lat"),
+            lon=location.get("lon"),
+            received_at=datetime.fromisoformat(received) if received else at,
         )
-    if case.status != "completed":
-        raise Conflict(
-            f"case {case.case_number} is {case.status}; feedback is taken once it is completed",
-            field="case_id",
-            current_status=case.status,
-        )
-    verdict = "closed" if body.resolved and body.satisfaction != "dissatisfied" else "reopened"
-    now = utcnow()
-    row = Feedback(
-        case_id=case.case_id,
-        round=case.round,
-        unit_code=case.primary_unit,
-        resolved=body.resolved,
-        satisfaction=body.satisfaction,
-        comment=body.comment,
-        verdict=verdict,
-        recorded_at=now,
     )
-    session.add(row)
-    case.status = f"verdict:{verdict}"
-    assert case.period_day is not None
-    await bump(
-        session,
-        unit=case.primary_unit or "",
-        day=case.period_day,
-        feedback=1,
-        resolved=int(body.resolved),
-        **{body.satisfaction: 1},
-    )
-    await add_event(
-        session,
-        messaging,
-        topic=topics.VERDICTS,
-        aggregatetype="case",
-        aggregateid=case.case_id,
-        event=CloudEvent(
-            type=topics.VERDICT_RECORDED,
-            source=SOURCE,
-            subject=case.case_id,
-            time=now,
-            data={
-                "case_id": case.case_id,
-                "case_number": case.case_number,
-                "round": case.round,
-                "verdict": verdict,
-                "unit_code": case.primary_unit,
-                "feedback": {
-                    "resolved": body.resolved,
-                    "satisfaction": body.satisfaction,
-                    "comment": body.comment,
-                },
-            },
-        ),
-    )
-    return row
 
 
 async def evaluation_of(session: AsyncSession, case_id: str) -> tuple[EvaluatedCase, list[Feedback]]:
-    """A case and its feedback rounds."""
+    """A case and its call-back rounds."""
     case = await session.get(EvaluatedCase, case_id)
     if case is None:
         raise NotFound(f"evaluation has no case {case_id} (yet)", field="case_id")
     rows = await session.execute(select(Feedback).where(Feedback.case_id == case_id).order_by(Feedback.round))
     return case, list(rows.scalars())
-
-
-def _rate(numerator: int, denominator: int) -> Rate:
-    return Rate(
-        value=round(numerator / denominator, 4) if denominator else None,
-        numerator=numerator,
-        denominator=denominator,
-    )
-
-
-def _period(day: date, grouping: str) -> str:
-    return {"day": day.isoformat(), "month": day.strftime("%Y-%m")}.get(grouping, "all")
-
-
-async def metrics(
-    session: AsyncSession, *, unit: str | None, grouping: str, date_from: date | None, date_to: date | None
-) -> list[UnitMetrics]:
-    """The three rates per unit and period, from the daily roll-ups."""
-    query = select(UnitDayStats)
-    if unit:
-        query = query.where(UnitDayStats.unit_code == unit)
-    if date_from:
-        query = query.where(UnitDayStats.day >= date_from)
-    if date_to:
-        query = query.where(UnitDayStats.day <= date_to)
-    totals: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-    for row in (await session.execute(query)).scalars():
-        bucket = totals[(row.unit_code, _period(row.day, grouping))]
-        for name in COUNTERS:
-            bucket[name] += getattr(row, name)
-    items = []
-    for (unit_code, period), c in sorted(totals.items()):
-        items.append(
-            UnitMetrics(
-                unit_code=unit_code,
-                period=period,
-                dispatched=c["dispatched"],
-                signed=c["signed"],
-                completed=c["completed"],
-                feedback=c["feedback"],
-                reopened=c["reopened"],
-                response_rate=_rate(c["signed"], c["dispatched"]),
-                resolution_rate=_rate(c["resolved"], c["feedback"]),
-                satisfaction_rate=_rate(c["satisfied"] + c["basically_satisfied"], c["feedback"]),
-                on_time_sign_rate=_rate(c["signed_on_time"], c["signed"]),
-                on_time_completion_rate=_rate(c["completed_on_time"], c["completed"]),
-                overdue=c["overdue"],
-                bottom_up_rating=BottomUp(
-                    mean=round(c["bottom_up_score_sum"] / c["bottom_up_ratings"], 2)
-                    if c["bottom_up_ratings"]
-                    else None,
-                    ratings=c["bottom_up_ratings"],
-                ),
-            )
-        )
-    return items
-
-
-async def hotspots(session: AsyncSession, *, window_days: int, min_reports: int, limit: int) -> list[Hotspot]:
-    """Kinds of problem reported at least ``min_reports`` times in one grid (or street) within the window."""
-    since = utcnow() - timedelta(days=window_days)
-    place = func.coalesce(EvaluatedCase.grid_code, EvaluatedCase.street_code)
-    groups = (
-        await session.execute(
-            select(EvaluatedCase.kind_code, place.label("place"), func.count().label("n"))
-            .where(EvaluatedCase.judged_at >= since, EvaluatedCase.kind_code.is_not(None), place.is_not(None))
-            .group_by(EvaluatedCase.kind_code, place)
-            .having(func.count() >= min_reports)
-            .order_by(func.count().desc())
-            .limit(limit)
-        )
-    ).all()
-    found: list[Hotspot] = []
-    for kind_code, place_code, _n in groups:
-        members = list(
-            (
-                await session.execute(
-                    select(EvaluatedCase)
-                    .where(
-                        EvaluatedCase.judged_at >= since,
-                        EvaluatedCase.kind_code == kind_code,
-                        place == place_code,
-                    )
-                    .order_by(EvaluatedCase.judged_at)
-                )
-            ).scalars()
-        )
-        found.append(
-            Hotspot(
-                kind_code=kind_code,
-                place_code=place_code,
-                place_name=members[0].place_name,
-                reports=len(members),
-                first_at=members[0].judged_at,
-                last_at=members[-1].judged_at,
-                case_ids=[m.case_id for m in members],
-            )
-        )
-    return found

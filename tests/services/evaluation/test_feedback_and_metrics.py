@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.helpers import eventually
 from tests.stack import Stack, embedded_stack
 
 
@@ -49,8 +51,14 @@ async def test_dissatisfied_reopens_then_satisfied_closes_and_the_rates_count_bo
     assert happy.json() | {"recorded_at": None} == {
         "case_id": case_id,
         "round": 1,
+        "respondent": "citizen",
+        "outcome": "answered",
         "resolved": True,
         "satisfaction": "basically_satisfied",
+        "fault": None,
+        "fault_reason": None,
+        "counted": True,
+        "attempts": 0,
         "comment": None,
         "verdict": "closed",
         "recorded_at": None,
@@ -69,7 +77,16 @@ async def test_dissatisfied_reopens_then_satisfied_closes_and_the_rates_count_bo
     assert row["response_rate"] == {"value": 1.0, "numerator": 1, "denominator": 1}
     assert row["resolution_rate"] == {"value": 0.5, "numerator": 1, "denominator": 2}
     assert row["satisfaction_rate"] == {"value": 0.5, "numerator": 1, "denominator": 2}
-    assert "响应率" in metrics["definitions"]["response_rate"]
+    assert row["reopen_rate"] == {"value": 0.5, "numerator": 1, "denominator": 2}
+    assert "响应率" in metrics["definitions"]["response_rate"]["name"]
+    assert metrics["definitions"]["satisfaction_rate"]["denominator"].startswith("call-back answers that count")
+    evaluation = (await stack.evaluation.get(f"/v1/evaluations/{case_id}")).json()
+    score = evaluation["score"]
+    assert score["final"] and evaluation["outcome"] == "closed" and not evaluation["awaiting_feedback"]
+    rules = {item["rule"]: item["points"] for item in score["items"]}
+    assert rules == {"signed_on_time": 10, "completed_on_time": 20, "resolved": 30, "satisfied": 30, "reopened": -10}
+    assert score["score"] == 80.0  # 90 of 100 assessable points, less 10 for the reopened round
+    assert row["case_score"] == {"mean": 80.0, "cases": 1}
 
 
 async def test_feedback_for_an_unknown_case_names_the_field(stack: Stack) -> None:
@@ -92,12 +109,11 @@ async def test_repeated_reports_of_one_problem_in_one_grid_are_a_hot_spot(stack:
     for case_id in [*ids, str(other["id"])]:
         await stack.case_in(case_id, "dispatched")
 
-    async def hot() -> list[dict[str, object]] | None:
-        items: list[dict[str, object]] = (await stack.evaluation.get("/v1/hotspots")).json()["items"]
+    async def hot() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = (await stack.evaluation.get("/v1/hotspots")).json()["items"]
         return items or None
-
-    from tests.helpers import eventually
 
     [spot] = await eventually(hot, what="a hot spot")
     assert (spot["kind_code"], spot["place_code"], spot["reports"]) == ("K0202", "11019900100101", 3)
-    assert sorted(spot["case_ids"]) == sorted(ids)  # type: ignore[arg-type]
+    assert sorted(spot["case_ids"]) == sorted(ids)
+    assert spot["sources"] == {"grid": 3} and spot["heat"]["reports"] == 3
