@@ -159,7 +159,11 @@ class VerdictRecorded(_Payload):
     round: int
     verdict: Literal["closed", "reopened"]
     unit_code: str | None
-    feedback: dict[str, Any]
+    outcome: str | None = Field(default=None, description="how the round ended, e.g. satisfied, not the unit's fault")
+    score: float | None = Field(default=None, description="the case's score (按件考核) once closed")
+    feedback: dict[str, Any] = Field(
+        description="respondent, outcome, resolved, satisfaction, fault, fault_reason, counted, attempts, comment"
+    )
 
 
 @dataclass(frozen=True)
