@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,10 +82,11 @@ def _apply_kind(ctx: DispatchContext, case: Case, kind: Kind) -> None:
 OPEN = ("triage", "dispatched", "signed", "in_progress", "extension_requested", "reopened", "returned", "disputed")
 
 
-def reporter_key(phone: str | None) -> str | None:
-    """A stable pseudonym of the caller's phone, to recognise the same caller without storing the number."""
+def reporter_key(phone: str | None, *, secret: str) -> str | None:
+    """A keyed pseudonym of the caller's phone (HMAC): the same caller is recognised, the number is not kept,
+    and without the key nobody can find a number by trying them all."""
     digits = "".join(ch for ch in phone or "" if ch.isdigit())
-    return hashlib.sha256(f"jiesu-caller:{digits}".encode()).hexdigest() if digits else None
+    return hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest() if digits else None
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -162,7 +164,7 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         lon=location.get("lon"),
         grid_code=report.get("grid_code"),
         reporter_phone_masked=mask_phone(reporter.get("phone")),
-        reporter_key=reporter_key(reporter.get("phone")),
+        reporter_key=reporter_key(reporter.get("phone"), secret=ctx.settings.caller_key_secret),
         trail_head=trail.GENESIS,
         merged_cases=[],
         requested_departments=list(report.get("requested_departments") or []),

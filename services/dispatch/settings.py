@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.guide import CITY_GUIDE
-from shared.settings import ServiceSettings
+from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 
 class DispatchSettings(ServiceSettings):
     """Settings of the dispatch service."""
+
+    @model_validator(mode="after")
+    def _a_real_secret_in_production(self) -> DispatchSettings:
+        if self.environment == "production" and self.caller_key_secret in PLACEHOLDER_SECRETS | {"development-only"}:
+            raise ValueError("set JIESU_DISPATCH_CALLER_KEY_SECRET to a random secret in production")
+        return self
 
     model_config = SettingsConfigDict(env_prefix="JIESU_DISPATCH_", extra="ignore")
 
@@ -33,4 +39,7 @@ class DispatchSettings(ServiceSettings):
     checkin_hours: float = Field(default=2.0, gt=0, description="报到: a whistled department must check in within")
     duplicate_window_hours: float = Field(default=72, gt=0, description="reports this close in time may merge")
     duplicate_distance_m: float = Field(default=250, gt=0, description="same kind within this distance merges")
+    caller_key_secret: str = Field(
+        default="development-only", description="key of the caller pseudonym used to recognise repeat callers"
+    )
     max_reopens: int = Field(default=2, ge=0, description="reopen rounds before a case goes to supervision")

@@ -22,6 +22,7 @@ async def test_reports_from_all_three_sources_reach_closed(
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             f"{prefix}TOPIC_NAMESPACE": namespace,
             f"{prefix}ENVIRONMENT": "production",
+            f"{prefix}CALLER_KEY_SECRET": "a-secret-of-this-test-run",
         }
         port = free_port()
         urls[name] = f"http://127.0.0.1:{port}"
