@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.intake.api import router
 from services.intake.consumers import consumer_specs
 from services.intake.models import messaging
+from services.intake.open311.api import router as open311_router
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
 from shared.bus.base import Bus
@@ -28,7 +29,7 @@ def create_app(
         settings=settings,
         tables=messaging,
         consumer_specs=consumer_specs,
-        routers=[router],
+        routers=[router, open311_router],
         migrations=MIGRATIONS,
         bus=bus,
         migrate_on_start=migrate_on_start,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.service import follow_case_status
@@ -11,11 +13,19 @@ from shared.events import CloudEvent
 
 
 async def on_case_event(session: AsyncSession, event: CloudEvent) -> None:
-    """Any case event: copy its status onto the report."""
-    if "status" not in event.data or "case_id" not in event.data:
+    """Any case event: copy its status, primary unit and completion deadline (if it carries one) onto the report."""
+    data = event.data
+    if "status" not in data or "case_id" not in data:
         return
+    deadline = data.get("complete_deadline")
     await follow_case_status(
-        session, report_id=str(event.data["case_id"]), status=str(event.data["status"]), at=event.time
+        session,
+        report_id=str(data["case_id"]),
+        status=str(data["status"]),
+        at=event.time,
+        primary_unit=str(data["primary_unit"]) if data.get("primary_unit") else None,
+        complete_deadline=datetime.fromisoformat(str(deadline)) if deadline else None,
+        deadline_given="complete_deadline" in data,
     )
 
 

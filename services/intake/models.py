@@ -40,9 +40,12 @@ class Report(Base):
     urgency: Mapped[str | None] = mapped_column(String(16))
     attachments: Mapped[list[str]] = mapped_column(JSON, default=list)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     status: Mapped[str] = mapped_column(String(32))
     status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Mirrored from dispatch's case events, so the report can be shown with who handles it and by when.
+    primary_unit: Mapped[str | None] = mapped_column(String(64))
+    complete_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CaseNumberCounter(Base):

@@ -190,8 +190,21 @@ def to_read(row: Report) -> ReportRead:
     )
 
 
-async def follow_case_status(session: AsyncSession, *, report_id: str, status: str, at: datetime) -> None:
-    """Mirror the case's status onto the report so the sender can follow it here."""
+async def follow_case_status(
+    session: AsyncSession,
+    *,
+    report_id: str,
+    status: str,
+    at: datetime,
+    primary_unit: str | None = None,
+    complete_deadline: datetime | None = None,
+    deadline_given: bool = False,
+) -> None:
+    """Mirror the case's status, primary unit (主办单位) and completion deadline (办结时限) onto the report.
+
+    An event older than the status already mirrored changes nothing; the deadline changes only when the event
+    carries one (``deadline_given``), so events without deadlines keep the last known one.
+    """
     row = (await session.execute(select(Report).where(Report.id == report_id))).scalar_one_or_none()
     if row is None:
         return
@@ -199,3 +212,7 @@ async def follow_case_status(session: AsyncSession, *, report_id: str, status: s
     if at >= current:
         row.status = status
         row.status_at = at
+        if primary_unit is not None:
+            row.primary_unit = primary_unit
+        if deadline_given:
+            row.complete_deadline = complete_deadline
