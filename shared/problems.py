@@ -94,7 +94,9 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
-    return problem_response(status=exc.status_code, slug=slug, detail=str(exc.detail), instance=request.url.path)
+    response = problem_response(status=exc.status_code, slug=slug, detail=str(exc.detail), instance=request.url.path)
+    response.headers.update(exc.headers or {})  # e.g. Allow on 405
+    return response
 
 
 def install_problem_handlers(app: FastAPI) -> None:

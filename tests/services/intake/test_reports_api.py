@@ -182,3 +182,10 @@ async def test_case_numbers_are_consecutive_per_day(intake: httpx.AsyncClient) -
     ]
     tails = [int(n[-7:]) for n in numbers]
     assert tails == [tails[0], tails[0] + 1, tails[0] + 2]
+
+
+async def test_a_wrong_method_says_which_are_allowed(intake: httpx.AsyncClient) -> None:
+    answer = await intake.delete("/v1/reports")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"] == "application/problem+json"
