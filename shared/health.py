@@ -26,12 +26,17 @@ def health_router(runtime_of: Callable[[Request], ServiceRuntime]) -> APIRouter:
             "database": await runtime.database_ready(),
             "background": runtime.background_healthy(),
         }
+        degraded = False
         if runtime.relay is not None:
             checks["outbox_backlog"] = await runtime.relay.backlog()
+            if runtime.relay.last_error is not None:
+                # Still ready: reports are accepted and wait in the outbox until the bus is back.
+                degraded = True
+                checks["bus"] = f"cannot publish: {runtime.relay.last_error}"
         ready = bool(checks["database"] and checks["background"])
+        status = "unavailable" if not ready else "degraded" if degraded else "ready"
         return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "service": runtime.name, "checks": checks},
-            status_code=200 if ready else 503,
+            {"status": status, "service": runtime.name, "checks": checks}, status_code=200 if ready else 503
         )
 
     return router

@@ -41,6 +41,8 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.wakeup = asyncio.Event()
         self.published = 0
+        self.failing_since: float | None = None  # monotonic time of the first failed publish in a row
+        self.last_error: str | None = None
 
     def notify(self) -> None:
         """Tell the relay that new rows were committed (saves a poll interval in-process)."""
@@ -85,9 +87,13 @@ class OutboxRelay:
                 try:
                     count = await self.publish_once()
                     delay = self.poll_seconds
+                    self.failing_since, self.last_error = None, None
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
+                    if self.failing_since is None:
+                        self.failing_since = asyncio.get_running_loop().time()
+                    self.last_error = f"{type(error).__name__}: {error}"
                     log.warning("relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay)
                     count = 0
                     await _sleep_or_stop(stop, delay)

@@ -7,6 +7,7 @@ import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,14 @@ async def test_reports_wait_in_the_outbox_while_kafka_is_down(
         ]
         ready = (await stack.intake.get("/readyz")).json()
         assert ready["checks"]["outbox_backlog"] >= 5
+
+        async def degraded() -> dict[str, Any] | None:
+            answer = await stack.intake.get("/readyz")
+            body: dict[str, Any] = answer.json()
+            return body if answer.status_code == 200 and body["status"] == "degraded" else None
+
+        says = await eventually(degraded, timeout=60, what="readiness to say degraded while Kafka is down")
+        assert says["checks"]["bus"].startswith("cannot publish")
         broker.run("start")
         for report in accepted:
             await stack.case_in(report["id"], "dispatched", timeout=120)
@@ -65,5 +74,6 @@ async def test_reports_wait_in_the_outbox_while_kafka_is_down(
             return (await stack.intake.get("/readyz")).json()["checks"]["outbox_backlog"] == 0
 
         assert await eventually(drained, timeout=60, what="the intake outbox to drain")
+        assert (await stack.intake.get("/readyz")).json()["status"] == "ready"
         page = (await stack.dispatch.get("/v1/cases", params={"limit": 100})).json()
         assert page["total"] == 6
