@@ -31,6 +31,7 @@ class OutboxRelay:
         namespace: str = "",
         batch_size: int = 500,
         poll_seconds: float = 0.2,
+        publish_timeout: float = 20.0,
     ) -> None:
         self.engine = engine
         self.tables = tables
@@ -39,6 +40,7 @@ class OutboxRelay:
         self.namespace = namespace
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.publish_timeout = publish_timeout
         self.wakeup = asyncio.Event()
         self.published = 0
         self.failing_since: float | None = None  # monotonic time of the first failed publish in a row
@@ -66,11 +68,16 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        await self.bus.publish(
-            [
-                OutgoingMessage(topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row))
-                for row in rows
-            ]
+        # Bounded: a producer that cannot reach the broker keeps retrying inside; the rows stay unpublished here,
+        # readiness says degraded, and whatever the producer delivers later is dropped as a duplicate by consumers.
+        await asyncio.wait_for(
+            self.bus.publish(
+                [
+                    OutgoingMessage(topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row))
+                    for row in rows
+                ]
+            ),
+            timeout=self.publish_timeout,
         )
         async with self.engine.begin() as conn:
             await conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.events import CloudEvent, EnvelopeError
+
+log = logging.getLogger("jiesu.kafka")
 
 
 class KafkaBus:
@@ -47,8 +50,14 @@ class KafkaBus:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            try:
+                # Stopping flushes what is in flight; with the broker gone that could wait forever.
+                await asyncio.wait_for(producer.stop(), timeout=10)
+            except TimeoutError:
+                log.warning(
+                    "Kafka producer did not stop in 10 s (broker unreachable?); unsent messages stay in the outbox"
+                )
 
     async def publish(self, batch: Sequence[OutgoingMessage]) -> None:
         if not batch:
