@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -33,17 +33,27 @@ Metric = Literal[
 CSV = "text/csv"
 
 
-async def _page(
+LevelQ = Annotated[
+    Level, Query(description="department (the responsible unit), street, community, grid, category, kind, city")
+]
+UnitQ = Annotated[str | None, Query(max_length=64, description="one code at the level")]
+KindQ = Annotated[str | None, Query(max_length=32)]
+ByQ = Annotated[By | None, Query(description="split each department or street row by kind or category")]
+GroupingQ = Annotated[Grouping, Query(description="period of each row")]
+FromQ = Annotated[date | None, Query(alias="from")]
+ToQ = Annotated[date | None, Query(alias="to")]
+
+
+async def metrics_page(
     session: Session,
-    *,
-    level: Level,
-    unit: str | None,
-    kind: str | None,
-    category: str | None,
-    by: By | None,
-    grouping: Grouping,
-    date_from: date | None,
-    date_to: date | None,
+    level: LevelQ = "department",
+    unit: UnitQ = None,
+    kind: KindQ = None,
+    category: KindQ = None,
+    by: ByQ = None,
+    grouping: GroupingQ = "month",
+    date_from: FromQ = None,
+    date_to: ToQ = None,
 ) -> dict[str, Any]:
     """A metrics page as plain fields of ``MetricsPage`` (a grid-level page has thousands of rows)."""
     if date_from and date_to and date_from > date_to:
@@ -91,70 +101,19 @@ def _csv(page: dict[str, Any]) -> Response:
     )
 
 
-LevelQ = Annotated[
-    Level, Query(description="department (the responsible unit), street, community, grid, category, kind, city")
-]
-UnitQ = Annotated[str | None, Query(max_length=64, description="one code at the level")]
-KindQ = Annotated[str | None, Query(max_length=32)]
-ByQ = Annotated[By | None, Query(description="split each department or street row by kind or category")]
-GroupingQ = Annotated[Grouping, Query(description="period of each row")]
-FromQ = Annotated[date | None, Query(alias="from")]
-ToQ = Annotated[date | None, Query(alias="to")]
+Page = Annotated[dict[str, Any], Depends(metrics_page)]
 
 
 @router.get("/metrics", response_model=MetricsPage, responses={200: {"content": {CSV: {}}}})
-async def get_metrics(
-    request: Request,
-    session: Session,
-    level: LevelQ = "department",
-    unit: UnitQ = None,
-    kind: KindQ = None,
-    category: KindQ = None,
-    by: ByQ = None,
-    grouping: GroupingQ = "month",
-    date_from: FromQ = None,
-    date_to: ToQ = None,
-) -> Response:
+async def get_metrics(request: Request, page: Page) -> Response:
     """The rates with their numerators and denominators, per unit and period, from the roll-ups (CSV on `Accept:
     text/csv`)."""
-    page = await _page(
-        session,
-        level=level,
-        unit=unit,
-        kind=kind,
-        category=category,
-        by=by,
-        grouping=grouping,
-        date_from=date_from,
-        date_to=date_to,
-    )
     return _csv(page) if CSV in request.headers.get("accept", "") else as_json(page)
 
 
 @router.get("/metrics.csv", response_class=Response, responses={200: {"content": {CSV: {}}}})
-async def get_metrics_csv(
-    session: Session,
-    level: LevelQ = "department",
-    unit: UnitQ = None,
-    kind: KindQ = None,
-    category: KindQ = None,
-    by: ByQ = None,
-    grouping: GroupingQ = "month",
-    date_from: FromQ = None,
-    date_to: ToQ = None,
-) -> Response:
+async def get_metrics_csv(page: Page) -> Response:
     """The same rows as `GET /v1/metrics`, as CSV."""
-    page = await _page(
-        session,
-        level=level,
-        unit=unit,
-        kind=kind,
-        category=category,
-        by=by,
-        grouping=grouping,
-        date_from=date_from,
-        date_to=date_to,
-    )
     return _csv(page)
 
 
