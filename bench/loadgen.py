@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -60,6 +61,26 @@ def free_port() -> int:
         return port
 
 
+# The API key every request sends (an admin key with a rate limit far above the offered load), set once made.
+HEADERS: dict[str, str] = {}
+# The services keep a looked-up key this long: each expiry would send every request in flight to the credential
+# store at once (the look-up has no single flight), which measures that stampede rather than the report path.
+AUTH_ENV = {"JIESU_AUTH_CACHE_SECONDS": "3600"}
+
+
+def create_key(env: dict[str, str]) -> None:
+    """Make the bench's API key in the credential store the services share."""
+    made = subprocess.run(
+        [PYTHON, "-m", "services.cli", "keys", "create", "--role", "admin", "--name", "bench", "--rate", "1000000"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    HEADERS["Authorization"] = f"Bearer {made.stdout.strip().splitlines()[-1]}"
+
+
 def start(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=handle, stderr=handle)
@@ -81,7 +102,9 @@ async def closed_loop(url: str, corpus: Corpus, *, seconds: float, workers: int)
     done = 0
     stop_at = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=workers)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with aiohttp.ClientSession(
+        headers=HEADERS, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
 
         async def worker() -> None:
             nonlocal done
@@ -99,7 +122,7 @@ async def batch_rate(url: str, corpus: Corpus, *, seconds: float, size: int = 10
     """Reports per second through POST /v1/reports/batch."""
     done = 0
     stop_at = time.monotonic() + seconds
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+    async with aiohttp.ClientSession(headers=HEADERS, timeout=aiohttp.ClientTimeout(total=60)) as http:
 
         async def worker() -> None:
             nonlocal done
@@ -141,7 +164,9 @@ async def open_loop(
     sent: dict[str, float] = {}
     failures = 0
     connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with aiohttp.ClientSession(
+        headers=HEADERS, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
         t0 = time.time() + 0.5
 
         async def one(i: int, due: float) -> None:
@@ -193,7 +218,7 @@ async def simulate(dispatch: str, evaluation: str, case_id: str, began: float, c
 
 
 async def _drive(dispatch: str, evaluation: str, case_id: str, began: float, closes: list[float]) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=HEADERS) as http:
         for _ in range(600):
             case = (await http.get(f"{dispatch}/v1/cases/{case_id}")).json()
             if case.get("status") == "dispatched":
@@ -225,6 +250,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ports = {name: free_port() for name in ("intake", "dispatch", "evaluation", "bare")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    made: list[str] = []  # PostgreSQL databases this run created
+    admin_url = ""
     bus: Bus
     namespace = ""
     say(f"mode {args.mode}; logs and results in {out}")
@@ -260,6 +287,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 str(ports["evaluation"]),
             ],
             log=out / "up.log",
+            env=AUTH_ENV,
         )
         bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{var / 'bus.db'}"), poll_seconds=0.01)
     else:
@@ -273,11 +301,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ["bash", "scripts/kafka.sh", "bootstrap"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()
         admin = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+        credentials = f"jiesu_bench_{namespace[5:-1]}_auth"
+        await admin.execute(f'CREATE DATABASE "{credentials}"')
+        made.append(credentials)
+        auth_env = AUTH_ENV | {"JIESU_AUTH_DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{credentials}"}
+        subprocess.run(
+            [PYTHON, "-m", "services.cli", "migrate", "auth"], cwd=ROOT, env={**os.environ, **auth_env}, check=True
+        )
+        create_key(auth_env)
         for name in ("intake", "dispatch", "evaluation"):
             database = f"jiesu_bench_{namespace[5:-1]}_{name}"
             await admin.execute(f'CREATE DATABASE "{database}"')
+            made.append(database)
             prefix = f"JIESU_{name.upper()}_"
-            env = {
+            env = auth_env | {
                 f"{prefix}DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
                 f"{prefix}BUS": "kafka",
                 f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -301,12 +338,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for url in (urls["intake"], urls["dispatch"], urls["evaluation"], urls["bare"]):
             await ready(url)
+        if args.mode == "embedded":
+            create_key({"JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{(out / 'var' / 'auth.db').resolve()}"})
         say("warming up")
         await closed_loop(urls["intake"], corpus, seconds=3, workers=8)
         say("ceiling: bare FastAPI endpoint, closed loop")
         bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
         say(f"  {bare} req/s")
         watched = [Watched(name, proc.pid) for name, proc in procs.items() if name != "bare"]
+        if args.mode == "embedded":  # `jiesu up` names each service's process: watch each (the above sums them)
+            started = re.finditer(r"jiesu: (\w+) on http://\S+\s+\(process (\d+);", (out / "up.log").read_text())
+            watched += [Watched(f"up:{m[1]}", int(m[2])) for m in started]
         if args.mode == "distributed":
             for server in ("postgres", "kafka"):
                 pidfile = next(
@@ -389,6 +431,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs.values():
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(20)
+        if made:  # the run's databases go with it (the results are in --out)
+            admin = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                for database in made:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            finally:
+                await admin.close()
 
 
 def _series(sent: dict[str, float], seen: dict[str, float]) -> dict[int, dict[str, float | None]]:

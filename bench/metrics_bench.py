@@ -39,6 +39,8 @@ from fastapi import FastAPI
 from services.evaluation.app import MIGRATIONS, create_app
 from services.evaluation.rollup import BUCKET_COLUMNS, FLOAT_COUNTERS, INT_COUNTERS, bucket_of
 from services.evaluation.settings import EvaluationSettings
+from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
+from shared.auth.settings import AuthSettings
 from shared.migrate import upgrade
 
 STREETS = [f"1101990{s:02d}" for s in range(1, 31)]
@@ -62,11 +64,15 @@ QUERIES: list[tuple[str, str, dict[str, str]]] = [
     ("ranking, departments, month", "/v1/rankings", {"metric": "satisfaction_rate", "period": "2026-06"}),
     ("ranking, grids, quarter", "/v1/rankings", {"metric": "response_rate", "level": "grid", "period": "2026-Q2"}),
     ("unit scores, month", "/v1/unit-scores", {"period": "2026-06"}),
+    ("hot spots, 7 days", "/v1/hotspots", {"until": "2026-06-15T12:00:00+08:00"}),
+    ("hot spots, 30 days", "/v1/hotspots", {"until": "2026-06-15T12:00:00+08:00", "window_days": "30"}),
+    ("monthly issues, one month", "/v1/monthly-issues", {"month": "2026-06"}),
 ]
+URGENCY = {"normal": 1.0, "urgent": 1.5, "emergency": 2.0}
 
 
-def draw(rng: random.Random, n: int) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """One case: its assignment's counters and its evaluated_cases row."""
+def draw(rng: random.Random, n: int, spot_rng: random.Random) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """One case: its assignment's counters and its evaluated_cases row (with what it adds to the hot spots)."""
     street = rng.choice(STREETS)
     community = f"{street}{rng.randint(1, 10):03d}"
     grid = f"{community}{rng.randint(1, 10):02d}"
@@ -123,16 +129,22 @@ def draw(rng: random.Random, n: int) -> tuple[dict[str, Any], tuple[Any, ...]]:
     case = (f"case-{n:08d}", f"JS{n:010d}", "hotline", kind, fact["category"], street, community, grid, unit,
             "closed" if c["closed"] else "completed" if c["completed"] else "dispatched", stamp, stamp,
             fact["day"], int(c["reopened"]), 0, json.dumps(assignment), int(c["callbacks"]))  # fmt: skip
-    return fact, case
+    # Hot spots: a caller pseudonym from a pool a third the size of the cases (so some call again), an urgency.
+    urgency = spot_rng.choices(list(URGENCY), [0.9, 0.08, 0.02])[0]
+    caller = f"{spot_rng.randrange(max(n // 3, 1) + 1):016x}"
+    spot = (urgency, caller, fact["day"], fact["category"], kind, grid, community, street, f"caller:{caller}",
+            URGENCY[urgency])  # fmt: skip
+    return fact, (*case, *spot)
 
 
 def batches(
     rng: random.Random, cases: int, size: int = 20_000
 ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    spot_rng = random.Random(rng.random())
     for start in range(0, cases, size):
         facts, rows = [], []
         for n in range(start, min(cases, start + size)):
-            fact, case = draw(rng, n)
+            fact, case = draw(rng, n, spot_rng)
             facts.append(tuple(fact[name] for name in (*FACT_COLUMNS, *COUNTERS)))
             rows.append(case)
         yield facts, rows
@@ -156,7 +168,9 @@ def build(path: Path, cases: int, seed: int) -> dict[str, int]:
     insert_case = (
         "INSERT INTO evaluated_cases (case_id, case_number, source, kind_code, category_code, street_code, "
         "community_code, grid_code, primary_unit, status, judged_at, dispatched_at, period_day, round, "
-        "overdue_counted, assignments, callback_attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "overdue_counted, assignments, callback_attempts, urgency, caller_key, spot_day, spot_category, spot_kind, "
+        "spot_grid, spot_community, spot_street, spot_reporter, spot_severity) "
+        f"VALUES ({', '.join('?' for _ in range(27))})"
     )
     rng = random.Random(seed)
     for facts, rows in batches(rng, cases):
@@ -190,24 +204,57 @@ def build(path: Path, cases: int, seed: int) -> dict[str, int]:
             for span, start in (("day", date(2026, month, 15)), ("month", date(2026, month, 1))):
                 for level, code in (("department", unit), ("city", "city")):
                     db.execute(rated, (span, level, start.isoformat(), code, ratings, score))
+    spot_counters(db)
     db.commit()
     db.execute("ANALYZE")
     found = {
         "cases": db.execute("SELECT COUNT(*) FROM evaluated_cases").fetchone()[0],
         "rollup_rows": db.execute("SELECT COUNT(*) FROM rollups").fetchone()[0],
         "month_rows": db.execute("SELECT COUNT(*) FROM rollups WHERE span = 'month'").fetchone()[0],
+        "hotspot_count_rows": db.execute("SELECT COUNT(*) FROM hotspot_counts").fetchone()[0],
+        "hotspot_reporter_rows": db.execute("SELECT COUNT(*) FROM hotspot_reporters").fetchone()[0],
     }
     db.close()
     return found
 
 
+def spot_counters(db: sqlite3.Connection) -> None:
+    """The hot-spot counters the event handlers keep, made from the cases' spot columns with GROUP BY.
+
+    tests/services/evaluation/test_hotspot_correctness.py checks that the handlers' counters equal a full
+    recomputation.
+    """
+    for level, cell in (("grid", "spot_grid"), ("community", "spot_community"), ("street", "spot_street")):
+        db.execute(
+            "INSERT INTO hotspot_counts (level, category_code, cell, day, kind_code, reports, severity_sum, "
+            f"from_hotline, from_grid, from_town) SELECT '{level}', spot_category, {cell}, spot_day, spot_kind, "
+            "COUNT(*), SUM(spot_severity), SUM(source = 'hotline'), SUM(source = 'grid'), SUM(source = 'town') "
+            f"FROM evaluated_cases GROUP BY spot_category, {cell}, spot_day, spot_kind"
+        )
+        if level != "street":
+            db.execute(
+                "INSERT INTO hotspot_reporters (level, category_code, cell, day, reporter, reports) "
+                f"SELECT '{level}', spot_category, {cell}, spot_day, spot_reporter, COUNT(*) FROM evaluated_cases "
+                f"GROUP BY spot_category, {cell}, spot_day, spot_reporter"
+            )
+
+
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan run, and a client that calls it in-process."""
+    """The app with its lifespan run, and a client that calls it in-process with an admin key of its own."""
     async with app.router.lifespan_context(app):
+        _, key = await app.state.auth.store.create(role="admin", name="metrics bench", rate_per_second=1e6)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
             yield client
+
+
+def auth_for(folder: Path) -> AuthSettings:
+    """A credential store of the bench's own, migrated."""
+    auth = AuthSettings(database_url=f"sqlite+aiosqlite:///{folder / 'auth.db'}")
+    upgrade(script_location=AUTH_MIGRATIONS, database_url=auth.database_url)
+    return auth
 
 
 def settings_for(path: Path) -> EvaluationSettings:
@@ -219,15 +266,17 @@ def settings_for(path: Path) -> EvaluationSettings:
     )
 
 
-async def measure(paths: dict[int, Path], repeat: int) -> dict[int, dict[str, dict[str, float]]]:
+async def measure(
+    paths: dict[int, Path], repeat: int, queries: list[tuple[str, str, dict[str, str]]], auth: AuthSettings
+) -> dict[int, dict[str, dict[str, float]]]:
     """p50 and p95 (ms) of each query at each size, timed in turns so background load hits every size alike."""
     results: dict[int, dict[str, dict[str, float]]] = {size: {} for size in paths}
     async with AsyncExitStack() as stack:
         clients = {
-            size: await stack.enter_async_context(running(create_app(settings_for(path))))
+            size: await stack.enter_async_context(running(create_app(settings_for(path), auth=auth)))
             for size, path in paths.items()
         }
-        for name, route, params in QUERIES:
+        for name, route, params in queries:
             timings: dict[int, list[float]] = {size: [] for size in paths}
             rows: dict[int, int] = {}
             for attempt in range(repeat + 3):
@@ -257,28 +306,33 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--dir", type=Path, default=None, help="where the databases go (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--reuse", action="store_true", help="time the databases --dir already holds")
+    parser.add_argument("--only", nargs="*", default=[""], help="time only queries whose name contains one of these")
     args = parser.parse_args()
+    queries = [q for q in QUERIES if any(part in q[0] for part in args.only)]
     folder = args.dir or Path(tempfile.mkdtemp(prefix="jiesu-metrics-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     report: dict[int, dict[str, Any]] = {}
     paths: dict[int, Path] = {}
     for cases in args.cases:
         path = folder / f"evaluation-{cases}.db"
-        for stale in (path, path.with_suffix(".bus.db")):
-            stale.unlink(missing_ok=True)
-        began = time.perf_counter()
-        sizes: dict[str, Any] = dict(build(path, cases, args.seed))
-        sizes["build_seconds"] = round(time.perf_counter() - began)
+        sizes: dict[str, Any] = {"cases": cases, "reused": True}
+        if not (args.reuse and path.exists()):
+            for stale in (path, path.with_suffix(".bus.db")):
+                stale.unlink(missing_ok=True)
+            began = time.perf_counter()
+            sizes = dict(build(path, cases, args.seed))
+            sizes["build_seconds"] = round(time.perf_counter() - began)
         sizes["database_mb"] = round(path.stat().st_size / 2**20)
         print(f"{cases:>9,} cases: {sizes}", flush=True)
         report[cases] = {"sizes": sizes}
         paths[cases] = path
-    for cases, timings in asyncio.run(measure(paths, args.repeat)).items():
+    for cases, timings in asyncio.run(measure(paths, args.repeat, queries, auth_for(folder))).items():
         report[cases]["queries"] = timings
     sizes_line = " | ".join(f"{n:,} cases" for n in report)
     print(f"\n| query | rows | {sizes_line} |")
     print("|---|---|" + "---|" * len(report))
-    for name, _route, _params in QUERIES:
+    for name, _route, _params in queries:
         cells = " | ".join(
             f"{r['queries'][name]['p50']:.1f} / {r['queries'][name]['p95']:.1f}" for r in report.values()
         )

@@ -18,6 +18,14 @@
 #   JIESU_KAFKA_STOP_TIMEOUT    seconds to wait for a clean shutdown (default: 60)
 #   JIESU_PYTHON                Python interpreter with aiokafka for the readiness
 #                               check (default: <repo>/.venv/bin/python, then python3)
+#   JIESU_KAFKA_SECURITY        plaintext (default): no authentication, everyone
+#                               may do everything; sasl: SCRAM-SHA-512 clients and
+#                               ACLs (deploy/kafka/sasl.properties), chosen when
+#                               the storage is first formatted
+#   JIESU_KAFKA_ADMIN_USER      sasl mode: the broker's and administrator's
+#                               principal (default: admin)
+#   JIESU_KAFKA_ADMIN_PASSWORD  sasl mode: its password (required; letters,
+#                               digits and . _ ~ + = / - only)
 #
 # The broker runs from the jars declared in deploy/kafka/pom.xml, copied by
 # Maven into $JIESU_VAR/kafka/libs. Layout under $JIESU_VAR/kafka:
@@ -36,9 +44,13 @@ START_TIMEOUT="${JIESU_KAFKA_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${JIESU_KAFKA_STOP_TIMEOUT:-60}"
 HEAP_OPTS="${JIESU_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 EXTRA_JAVA_OPTS="${JIESU_KAFKA_JAVA_OPTS:-}"
+SECURITY="${JIESU_KAFKA_SECURITY:-plaintext}"
+ADMIN_USER="${JIESU_KAFKA_ADMIN_USER:-admin}"
+ADMIN_PASSWORD="${JIESU_KAFKA_ADMIN_PASSWORD:-}"
 
 POM="$REPO_ROOT/deploy/kafka/pom.xml"
 TEMPLATE="$REPO_ROOT/deploy/kafka/server.properties"
+SASL_TEMPLATE="$REPO_ROOT/deploy/kafka/sasl.properties"
 LOG4J_CONFIG="$REPO_ROOT/deploy/kafka/log4j2.xml"
 
 log() { printf '[kafka] %s\n' "$*" >&2; }
@@ -46,6 +58,17 @@ die() { printf '[kafka] ERROR: %s\n' "$*" >&2; exit 1; }
 
 case "$KAFKA_PORT" in '' | *[!0-9]*) die "JIESU_KAFKA_PORT must be a number, got '$KAFKA_PORT'" ;; esac
 CONTROLLER_PORT=$((KAFKA_PORT + 1))
+case "$SECURITY" in plaintext | sasl) ;; *) die "JIESU_KAFKA_SECURITY must be plaintext or sasl, got '$SECURITY'" ;; esac
+
+check_sasl_settings() { # start and status need the admin credential; stop and kill do not
+    [ "$SECURITY" = sasl ] || return 0
+    # The values end up inside JAAS strings and sed replacements: keep them plain.
+    case "$ADMIN_USER" in '' | *[!A-Za-z0-9._-]*) die "JIESU_KAFKA_ADMIN_USER may hold only letters, digits and . _ -" ;; esac
+    case "$ADMIN_PASSWORD" in
+        '') die "JIESU_KAFKA_SECURITY=sasl needs JIESU_KAFKA_ADMIN_PASSWORD" ;;
+        *[!A-Za-z0-9._~+=/-]*) die "JIESU_KAFKA_ADMIN_PASSWORD may hold only letters, digits and . _ ~ + = / -" ;;
+    esac
+}
 
 mkdir -p "$JIESU_VAR"
 JIESU_VAR="$(cd "$JIESU_VAR" && pwd -P)"
@@ -159,11 +182,28 @@ tool_cmd() { # short-lived JVM for the storage tool: small heap, logs to server.
 
 render_config() {
     mkdir -p "$DATA" "$LOGS"
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-        -e "s|@LOG_DIR@|$DATA|g" \
-        "$TEMPLATE" >"$PROPS.tmp"
+    local templates=("$TEMPLATE")
+    [ "$SECURITY" = sasl ] && templates+=("$SASL_TEMPLATE")
+    # The SASL rendering holds the admin password: readable by the owner only.
+    (
+        umask 077
+        cat "${templates[@]}" | sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+            -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+            -e "s|@LOG_DIR@|$DATA|g" \
+            -e "s|@ADMIN_USER@|$ADMIN_USER|g" \
+            -e "s|@ADMIN_PASSWORD@|$ADMIN_PASSWORD|g" >"$PROPS.tmp"
+    )
     mv "$PROPS.tmp" "$PROPS"
+}
+
+# The security mode is fixed when the storage is formatted (the admin's SCRAM
+# credential lives in the metadata log), so a later start must not switch it.
+check_security_mode() {
+    local formatted
+    [ -f "$DATA/meta.properties" ] || return 0
+    formatted="$(cat "$KDIR/security" 2>/dev/null || echo plaintext)"
+    [ "$formatted" = "$SECURITY" ] ||
+        die "$DATA was formatted for JIESU_KAFKA_SECURITY=$formatted, not $SECURITY; use another JIESU_VAR or remove $DATA"
 }
 
 ensure_formatted() {
@@ -176,13 +216,16 @@ ensure_formatted() {
     fi
     cluster_id="$(tool_cmd kafka.tools.StorageTool random-uuid 2>>"$LOGS/format.log" | tail -n1)"
     [ -n "$cluster_id" ] || die "could not generate a cluster id (see $LOGS/format.log)"
-    log "formatting storage in $DATA (cluster id $cluster_id)"
-    if ! tool_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$LOGS/format.log" 2>&1; then
+    log "formatting storage in $DATA (cluster id $cluster_id, security $SECURITY)"
+    local scram=()
+    [ "$SECURITY" = sasl ] && scram=(--add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]")
+    if ! tool_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" "${scram[@]}" >>"$LOGS/format.log" 2>&1; then
         tail -n 20 "$LOGS/format.log" >&2 || true
         rm -rf "$DATA"
         die "formatting the Kafka storage failed (output above, full log in $LOGS/format.log)"
     fi
     printf '%s\n' "$cluster_id" >"$KDIR/cluster.id"
+    printf '%s\n' "$SECURITY" >"$KDIR/security"
 }
 
 # --- process handling ----------------------------------------------------------
@@ -253,15 +296,25 @@ find_python_with_aiokafka() {
 
 # Full metadata round trip with the same client library the services use.
 metadata_ok() { # $1 = python
-    "$1" - "127.0.0.1:$KAFKA_PORT" <<'PY' >/dev/null 2>&1
+    JIESU_KAFKA_CHECK_SECURITY="$SECURITY" JIESU_KAFKA_CHECK_USER="$ADMIN_USER" \
+        JIESU_KAFKA_CHECK_PASSWORD="$ADMIN_PASSWORD" "$1" - "127.0.0.1:$KAFKA_PORT" <<'PY' >/dev/null 2>&1
 import asyncio
+import os
 import sys
 
 from aiokafka.client import AIOKafkaClient
 
 
 async def main() -> int:
-    client = AIOKafkaClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000)
+    sasl = {}
+    if os.environ["JIESU_KAFKA_CHECK_SECURITY"] == "sasl":
+        sasl = {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": os.environ["JIESU_KAFKA_CHECK_USER"],
+            "sasl_plain_password": os.environ["JIESU_KAFKA_CHECK_PASSWORD"],
+        }
+    client = AIOKafkaClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, **sasl)
     try:
         await client.bootstrap()
         metadata = await client.fetch_all_metadata()
@@ -310,6 +363,7 @@ wait_ready() { # $1 = line count of server.log before this start
 
 cmd_start() {
     mkdir -p "$KDIR" "$LOGS"
+    check_sasl_settings
     if is_running; then
         local running_port
         running_port="$(cat "$KDIR/kafka.port" 2>/dev/null || true)"
@@ -339,6 +393,7 @@ cmd_start() {
 
     ensure_java
     ensure_libs
+    check_security_mode
     render_config
     ensure_formatted
 
@@ -413,6 +468,7 @@ cmd_kill() {
 }
 
 cmd_status() {
+    check_sasl_settings
     if ! is_running; then
         echo "kafka: stopped"
         return 3

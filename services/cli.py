@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +21,15 @@ import uvicorn
 
 from services.dispatch.classifier.cli import add_model_commands
 from services.registry import SERVICES, ServiceSpec
+from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
+from shared.auth import AuthSettings
+from shared.auth.cli import add_key_commands, first_admin_key
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.factory import create_bus
 from shared.db import create_engine
 from shared.migrate import upgrade
 from shared.relay import OutboxRelay
+from tools.kafka_acls.cli import add_kafka_acl_commands
 
 log = logging.getLogger("jiesu")
 
@@ -58,6 +67,12 @@ def migrate(spec: ServiceSpec, database_url: str) -> None:
     upgrade(script_location=spec.migrations, database_url=database_url)
 
 
+def migrate_auth(database_url: str) -> None:
+    """Bring the credential store (shared by the three services) to the newest schema."""
+    say("migrating the credential store")
+    upgrade(script_location=AUTH_MIGRATIONS, database_url=database_url)
+
+
 async def _serve_all(servers: list[_Server]) -> None:
     loop = asyncio.get_running_loop()
 
@@ -72,7 +87,7 @@ async def _serve_all(servers: list[_Server]) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Embedded mode: all three services in one process, SQLite under var/, the embedded bus."""
+    """Embedded mode: SQLite under var/, the embedded bus; a process per service (or all in one)."""
     var = Path(args.var)
     var.mkdir(parents=True, exist_ok=True)
     overrides = _embedded_overrides(var)
@@ -81,13 +96,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = {name: spec.make_settings(**overrides[name]) for name, spec in SERVICES.items()}
     for name, spec in SERVICES.items():
         migrate(spec, settings[name].database_url)
+    # One credential store for the three, beside their databases.
+    auth = AuthSettings(database_url=f"sqlite+aiosqlite:///{data_dir / 'auth.db'}")
+    first_key = first_admin_key(auth.database_url)
+    if first_key is not None:
+        say("first start: an admin API key was created; it is shown only now, store it safely:")
+        say(f"  {first_key}")
+        say("  send it as: Authorization: Bearer <key>   (more keys: jiesu keys create --role ...)")
+
+    if not args.one_process:
+        return _up_in_processes(args, overrides=overrides, auth=auth, ports=ports, data_dir=data_dir)
 
     async def run() -> None:
         bus = EmbeddedBus(create_engine(overrides["intake"]["embedded_bus_url"], pool_size=5))
         await bus.start()
         servers = []
         for name, spec in SERVICES.items():
-            app = spec.create_app(settings[name], bus=bus)
+            app = spec.create_app(settings[name], bus=bus, auth=auth)
             config = uvicorn.Config(app, host=args.host, port=ports[name], log_level=args.log_level, access_log=False)
             servers.append(_Server(config))
             say(f"{name} on http://{args.host}:{ports[name]}  (docs: /docs, OpenAPI: /openapi.json)")
@@ -101,12 +126,75 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    # In the child before exec: a `jiesu up` that is killed outright takes its services with it (Linux).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _up_in_processes(
+    args: argparse.Namespace,
+    *,
+    overrides: dict[str, dict[str, Any]],
+    auth: AuthSettings,
+    ports: dict[str, int],
+    data_dir: Path,
+) -> int:
+    """Each service in its own process (its own core), all sharing the embedded bus file; stop all if one stops."""
+
+    async def create_bus_tables() -> None:
+        bus = EmbeddedBus(create_engine(overrides["intake"]["embedded_bus_url"], pool_size=1))
+        await bus.start()  # here, once, rather than three processes racing to create the log's tables
+        await bus.close()
+
+    asyncio.run(create_bus_tables())
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        env = {f"JIESU_{name.upper()}_{key.upper()}": str(value) for key, value in overrides[name].items()}
+        env["JIESU_AUTH_DATABASE_URL"] = auth.database_url
+        command = [sys.executable, "-m", "services.cli", "--log-level", args.log_level, "serve", name]
+        children[name] = subprocess.Popen(
+            [*command, "--host", args.host, "--port", str(ports[name])],
+            env={**os.environ, **env},
+            preexec_fn=_die_with_parent,
+        )
+        say(f"{name} on http://{args.host}:{ports[name]}  (process {children[name].pid}; docs: /docs)")
+    say(f"embedded mode: data in {data_dir}; a process per service; Ctrl-C stops")
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            say("stopping")
+        stopping = True
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    while all(child.poll() is None for child in children.values()):
+        time.sleep(0.2)
+    if not stopping:
+        gone = [name for name, child in children.items() if child.poll() is not None]
+        say(f"{', '.join(gone)} stopped; stopping the others")
+        stop(signal.SIGTERM, None)
+    for child in children.values():
+        try:
+            child.wait(20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return 0 if stopping else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """One service, as configured by its environment (distributed mode)."""
     spec = SERVICES[args.service]
     settings = spec.make_settings()
     if args.migrate:
         migrate(spec, settings.database_url)
+        migrate_auth(AuthSettings().database_url)
     app = spec.create_app(settings)
     say(f"{spec.name} on http://{args.host}:{args.port or spec.port} (bus: {settings.bus})")
     config = uvicorn.Config(
@@ -154,11 +242,13 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Apply migrations to one service's database, or all three."""
-    names = list(SERVICES) if args.service == "all" else [args.service]
+    """Apply migrations to the databases named: services, ``auth`` (the credential store), or all of them."""
+    names = [*SERVICES, "auth"] if "all" in args.service else list(dict.fromkeys(args.service))
     for name in names:
-        spec = SERVICES[name]
-        migrate(spec, spec.make_settings().database_url)
+        if name == "auth":
+            migrate_auth(AuthSettings().database_url)
+        else:
+            migrate(SERVICES[name], SERVICES[name].make_settings().database_url)
     say("migrations applied")
     return 0
 
@@ -218,6 +308,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--ports", type=int, nargs=3, default=[8001, 8002, 8003], metavar=("INTAKE", "DISPATCH", "EVALUATION")
     )
+    up.add_argument(
+        "--one-process", action="store_true", help="the three services in this one process (less memory, one core)"
+    )
     up.set_defaults(run=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service (configured by JIESU_<SERVICE>_* variables)")
@@ -232,7 +325,9 @@ def parser() -> argparse.ArgumentParser:
     relay.set_defaults(run=cmd_relay)
 
     mig = sub.add_parser("migrate", help="apply database migrations")
-    mig.add_argument("service", choices=[*SERVICES, "all"])
+    mig.add_argument(
+        "service", nargs="+", choices=[*SERVICES, "auth", "all"], help="services, auth (credentials) or all"
+    )
     mig.set_defaults(run=cmd_migrate)
 
     again = sub.add_parser("redrive", help="send dead letters back to their topics after a fix")
@@ -245,6 +340,8 @@ def parser() -> argparse.ArgumentParser:
     doc.add_argument("--check", action="store_true", help="fail if the file differs from the code")
     doc.set_defaults(run=cmd_asyncapi)
     add_model_commands(sub)
+    add_key_commands(sub)
+    add_kafka_acl_commands(sub)
     return top
 
 

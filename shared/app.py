@@ -10,13 +10,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
+from shared.auth import AuthRuntime, AuthSettings
 from shared.bus.base import Bus
 from shared.consumer import ConsumerSpec
 from shared.health import health_router
 from shared.migrate import upgrade_async
 from shared.observability import install_metrics
 from shared.outbox import MessagingTables
-from shared.problems import BodySizeLimit, install_problem_handlers
+from shared.problems import BodySizeLimit, document_problems, install_problem_handlers
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
@@ -48,13 +50,18 @@ def build_app(
     on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None,
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
     body_limits: dict[str, int] | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """Assemble one service's app; nothing starts until the lifespan runs."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Read at start, not at build: a test may point the app at its own credential store in between.
+        auth_settings: AuthSettings = app.state.auth_settings
         if migrate_on_start:
             await upgrade_async(script_location=migrations, database_url=settings.database_url)
+            await upgrade_async(script_location=AUTH_MIGRATIONS, database_url=auth_settings.database_url)
+        app.state.auth = AuthRuntime(auth_settings, service=name)
         runtime = ServiceRuntime(
             name=name,
             settings=settings,
@@ -71,9 +78,12 @@ def build_app(
             yield
         finally:
             await runtime.close()
+            await app.state.auth.close()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.auth_settings = auth or AuthSettings()
     install_problem_handlers(app)
+    document_problems(app)
     install_metrics(app, service=name)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.include_router(health_router(runtime_of))

@@ -1,4 +1,4 @@
-"""Consumer loop: one transaction per event, duplicates dropped by event id, offsets committed after."""
+"""Consumer loop: a chunk of events per transaction, duplicates dropped by event id, offsets committed after."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.base import Bus, Delivery, OutgoingMessage
+from shared.db import buffered_writes, database_unreachable
 from shared.events import CloudEvent
-from shared.outbox import MessagingTables, claim_event
+from shared.outbox import MessagingTables, claim_event, claim_events
 
 DEAD_LETTER = "jiesu.bus.dead_letter.v1"
 UNREADABLE = "jiesu.bus.unreadable.v1"  # what a transport hands over for a message without a valid envelope
@@ -21,6 +22,7 @@ UNREADABLE = "jiesu.bus.unreadable.v1"  # what a transport hands over for a mess
 log = logging.getLogger("jiesu.consumer")
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+ChunkHook = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -35,6 +37,7 @@ class ConsumerSpec:
     batch: int = 50  # deliveries applied in one transaction; a failure falls back to one by one
     max_attempts: int = 5  # then the event goes to the dead-letter topic (when one is set) and the group goes on
     dead_letter_topic: str | None = None
+    prepare: ChunkHook | None = None  # reads a chunk's events need, in one query, before the handlers run
     processed: int = field(default=0)
     dead_letters: int = field(default=0)
 
@@ -53,7 +56,10 @@ async def handle_delivery(
     async with sessions() as session, session.begin():
         if not await claim_event(session, tables, consumer=spec.group, event=delivery.event):
             return False
-        await handler(session, delivery.event)
+        async with buffered_writes(session):
+            if spec.prepare is not None:
+                await spec.prepare(session, [delivery.event])
+            await handler(session, delivery.event)
     return True
 
 
@@ -64,17 +70,26 @@ async def handle_chunk(
     sessions: async_sessionmaker[AsyncSession],
     tables: MessagingTables,
 ) -> int:
-    """Apply several deliveries in one transaction (one commit instead of many); all or nothing."""
+    """Apply several deliveries in one transaction (one commit instead of many); all or nothing.
+
+    The inbox rows of the chunk are one statement, and what the handlers append (outbox, trail, timers,
+    roll-ups) is buffered and written in one statement per table before the commit.
+    """
     applied = 0
+    wanted = [(d.event, h) for d in deliveries if (h := spec.handlers.get(d.event.type, spec.fallback)) is not None]
+    if not wanted:
+        return 0
     async with sessions() as session, session.begin():
-        for delivery in deliveries:
-            handler = spec.handlers.get(delivery.event.type, spec.fallback)
-            if handler is None:
-                continue
-            if not await claim_event(session, tables, consumer=spec.group, event=delivery.event):
-                continue
-            await handler(session, delivery.event)
-            applied += 1
+        fresh = await claim_events(session, tables, consumer=spec.group, events=[event for event, _ in wanted])
+        async with buffered_writes(session):
+            if spec.prepare is not None:
+                await spec.prepare(session, [event for event, _ in wanted if event.id in fresh])
+            for event, handler in wanted:
+                if event.id not in fresh:
+                    continue
+                fresh.discard(event.id)  # the same event twice in one chunk is applied once
+                await handler(session, event)
+                applied += 1
     return applied
 
 
@@ -117,7 +132,15 @@ async def run_consumer(
                         if stop.is_set():
                             return
             if deliveries:
-                await subscription.commit(deliveries)
+                try:
+                    await subscription.commit(deliveries)
+                except Exception as error:
+                    # Applied but not committed (the broker went away, or a rebalance moved the partitions): they
+                    # are delivered again and dropped as duplicates by event id.
+                    log.warning(
+                        "consumer %s could not commit its offsets (%s); they will be re-read", spec.group, error
+                    )
+                    continue
                 if after_commit is not None:
                     after_commit()
     finally:
@@ -144,7 +167,8 @@ async def _until_done(
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            attempts += 1
+            # A database that is down or restarting is not the event's fault: wait for it, never set the event aside.
+            attempts += 0 if database_unreachable(error) else 1
             if spec.dead_letter_topic is not None and attempts >= spec.max_attempts:
                 await dead_letter(bus, spec, delivery, error=f"{type(error).__name__}: {error}", attempts=attempts)
                 return

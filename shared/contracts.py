@@ -20,8 +20,23 @@ class Location(_Payload):
     lon: float
 
 
+class ReporterSummary(BaseModel):
+    """The reporter as it leaves intake: masked forms and a pseudonym, never the name, phone or ID number."""
+
+    # Closed on purpose: nothing beyond these four may travel with a report.
+    model_config = ConfigDict(extra="forbid")
+
+    name_masked: str | None = Field(description="e.g. 张* or 张*三")
+    phone_masked: str | None = Field(description="e.g. 138****1234")
+    id_number_masked: str | None = Field(description="身份证号 masked, e.g. 110101********123X")
+    caller_key: str | None = Field(
+        description="HMAC-SHA256 of the phone's digits with the deployment's caller secret: equal for the same "
+        "caller, not reversible without the secret"
+    )
+
+
 class ReportReceived(_Payload):
-    """A report as intake accepted it (接). Carries the reporter's personal data: internal topic only."""
+    """A report as intake accepted it (接); the reporter only masked and pseudonymised (internal topic)."""
 
     id: str
     case_number: str
@@ -32,7 +47,7 @@ class ReportReceived(_Payload):
     address: str | None = None
     location: Location | None = None
     grid_code: str | None = None
-    reporter: dict[str, str | None] | None = None
+    reporter: ReporterSummary | None = None
     kind_code: str | None = None
     requested_departments: list[str] = []
     urgency: str | None = None
@@ -64,9 +79,16 @@ class CaseEvent(_Payload):
     reopen_count: int
 
 
+CALLER_KEY = (
+    "a keyed pseudonym of the caller (HMAC of the phone number): equal for the same caller, not reversible "
+    "without the key; never the phone itself. Only on the internal case topic, never on a unit's topic"
+)
+
+
 class CaseJudged(CaseEvent):
     decision: Literal["dispatch", "triage", "transfer", "refuse", "merge"]
     reasons: list[str]
+    caller_key: str | None = Field(default=None, description=CALLER_KEY)
 
 
 class CaseDispatched(CaseEvent):
@@ -74,6 +96,7 @@ class CaseDispatched(CaseEvent):
     sign_deadline: str | None
     complete_deadline: str | None
     deadline_basis: dict[str, str]
+    caller_key: str | None = Field(default=None, description=CALLER_KEY)
 
 
 class UnitAct(CaseEvent):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, event
+from asyncpg.exceptions import (  # type: ignore[import-untyped]
+    CannotConnectNowError,
+    ConnectionDoesNotExistError,
+    PostgresConnectionError,
+)
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Table, event, insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -84,6 +90,92 @@ def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Asyn
     return create_async_engine(url, **options)
 
 
+_UNREACHABLE = (
+    ConnectionError,
+    TimeoutError,
+    PostgresConnectionError,
+    CannotConnectNowError,
+    ConnectionDoesNotExistError,
+)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether an error means the database cannot be reached right now (down or restarting), not a fault of the work."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    seen: BaseException | None = error
+    for _ in range(5):  # the error, SQLAlchemy's wrapper's original, the driver's own cause
+        if seen is None:
+            return False
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = seen.orig if isinstance(seen, DBAPIError) else seen.__cause__
+    return False
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_BUFFER = "jiesu.write_buffer"
+
+
+class WriteBuffer:
+    """Rows a consumer chunk appends (outbox, trail, timers) kept for one multi-row insert per table at its end.
+
+    Row order is kept per table, so the outbox's sequence still follows the order events were written.
+    """
+
+    def __init__(self) -> None:
+        self.inserts: dict[Table, list[dict[str, Any]]] = {}
+        self.merges: dict[str, tuple[Callable[[AsyncSession, Any], Awaitable[None]], Any]] = {}
+
+    def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Queue rows for the table."""
+        self.inserts.setdefault(table, []).extend(rows)
+
+    def mark(self) -> dict[Table, int]:
+        """Where the queues stand, to undo what a rolled-back savepoint added."""
+        return {table: len(rows) for table, rows in self.inserts.items()}
+
+    def rollback_to(self, mark: dict[Table, int]) -> None:
+        """Drop rows queued after the mark."""
+        for table, rows in self.inserts.items():
+            del rows[mark.get(table, 0) :]
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Write everything queued, one statement per table, then the merged writes."""
+        await session.flush()  # the ORM's pending rows first: buffered rows may refer to them
+        inserts, self.inserts = self.inserts, {}
+        for table, rows in inserts.items():
+            if rows:
+                await session.execute(insert(table), rows)
+        merges, self.merges = self.merges, {}
+        for write, state in merges.values():
+            await write(session, state)
+
+
+def write_buffer(session: AsyncSession) -> WriteBuffer | None:
+    """The buffer of the session's current consumer chunk, if it has one."""
+    buffer = session.info.get(_BUFFER)
+    return buffer if isinstance(buffer, WriteBuffer) else None
+
+
+async def flush_buffer(session: AsyncSession) -> None:
+    """Write what the session buffered so far (before a statement that must see it)."""
+    buffer = write_buffer(session)
+    if buffer is not None:
+        await buffer.flush(session)
+
+
+@asynccontextmanager
+async def buffered_writes(session: AsyncSession) -> AsyncIterator[WriteBuffer]:
+    """Buffer appends for the block and write them at its end, inside the caller's transaction."""
+    buffer = WriteBuffer()
+    session.info[_BUFFER] = buffer
+    try:
+        yield buffer
+        await buffer.flush(session)
+    finally:
+        session.info.pop(_BUFFER, None)

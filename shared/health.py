@@ -27,7 +27,7 @@ def health_router(runtime_of: Callable[[Request], ServiceRuntime]) -> APIRouter:
             "background": runtime.background_healthy(),
         }
         degraded = False
-        if runtime.relay is not None:
+        if runtime.relay is not None and checks["database"]:
             checks["outbox_backlog"] = await runtime.relay.backlog()
             if runtime.relay.last_error is not None:
                 # Still ready: reports are accepted and wait in the outbox until the bus is back.

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.auth import require
 from shared.runtime import ServiceRuntime
 
 
@@ -78,7 +79,8 @@ def install_metrics(app: FastAPI, *, service: str) -> None:
             latency.labels(service, request.method, route).observe(time.perf_counter() - began)
         return response
 
-    @app.get("/metrics", include_in_schema=False)
+    # Scrapers present a credential like any client (Prometheus: `authorization: {credentials: <analyst key>}`).
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require("metrics:read"))])
     async def metrics(request: Request) -> Response:
         runtime: ServiceRuntime = request.app.state.runtime
         body = generate_latest(registry)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import BigIntKey, UTCDateTime
+from shared.db import BigIntKey, UTCDateTime, write_buffer
 from shared.events import CloudEvent, utcnow
 
 
@@ -78,28 +78,33 @@ async def add_event(
 async def add_events(
     session: AsyncSession, tables: MessagingTables, events: list[tuple[str, str, str, CloudEvent]]
 ) -> None:
-    """Write many events (topic, aggregatetype, aggregateid, event) to the outbox in one statement."""
+    """Write many events (topic, aggregatetype, aggregateid, event) to the outbox in one statement.
+
+    Inside a consumer chunk the rows join the chunk's buffer and are written with it, still before the commit.
+    """
     if not events:
         return
     now = utcnow()
-    await session.execute(
-        insert(tables.outbox),
-        [
-            {
-                "id": event.id,
-                "aggregatetype": aggregatetype,
-                "aggregateid": aggregateid,
-                "type": event.type,
-                "topic": topic,
-                "source": event.source,
-                "subject": event.subject,
-                "event_time": event.time,
-                "payload": event.body(),
-                "created_at": now,
-            }
-            for topic, aggregatetype, aggregateid, event in events
-        ],
-    )
+    rows = [
+        {
+            "id": event.id,
+            "aggregatetype": aggregatetype,
+            "aggregateid": aggregateid,
+            "type": event.type,
+            "topic": topic,
+            "source": event.source,
+            "subject": event.subject,
+            "event_time": event.time,
+            "payload": event.body(),
+            "created_at": now,
+        }
+        for topic, aggregatetype, aggregateid, event in events
+    ]
+    buffer = write_buffer(session)
+    if buffer is not None:
+        buffer.add(tables.outbox, rows)
+    else:
+        await session.execute(insert(tables.outbox), rows)
 
 
 def event_from_row(row: Any) -> CloudEvent:
@@ -125,3 +130,18 @@ async def claim_event(session: AsyncSession, tables: MessagingTables, *, consume
         stmt = sqlite.insert(tables.inbox).values(**values).on_conflict_do_nothing()
     result = await session.execute(stmt)
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def claim_events(
+    session: AsyncSession, tables: MessagingTables, *, consumer: str, events: list[CloudEvent]
+) -> set[str]:
+    """Record many events in one statement; the ids not handled before (duplicates are left out)."""
+    unique = list({event.id: event for event in events}.values())
+    if not unique:
+        return set()
+    now = utcnow()
+    values = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in unique]
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    upsert = postgresql.insert(tables.inbox) if dialect == "postgresql" else sqlite.insert(tables.inbox)
+    stmt = upsert.values(values).on_conflict_do_nothing().returning(tables.inbox.c.event_id)
+    return set((await session.execute(stmt)).scalars())

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg.exceptions import InterfaceError, PostgresError  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import RouteContext, iter_route_contexts
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import database_unreachable
+
 PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("jiesu.problems")
 
 
 class Problem(Exception):
@@ -26,6 +34,7 @@ class Problem(Exception):
         self.detail = detail
         self.field = field
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(Problem):
@@ -43,6 +52,20 @@ class Conflict(Problem):
 class Forbidden(Problem):
     status = 403
     type_slug = "forbidden"
+
+
+class Unauthorized(Problem):
+    """No credential, or one that is not valid (401, with WWW-Authenticate)."""
+
+    status = 401
+    type_slug = "unauthorized"
+
+
+class TooManyRequests(Problem):
+    """The credential's rate limit is spent (429, with Retry-After)."""
+
+    status = 429
+    type_slug = "too-many-requests"
 
 
 def problem_response(
@@ -65,10 +88,30 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "body"
 
 
+def _submitted_values(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _submitted_values(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _submitted_values(item)]
+    return [str(value)] if isinstance(value, str | int | float) and not isinstance(value, bool) else []
+
+
+def _without_input(err: Any) -> str:
+    """The error's message without any echo of the submitted value, which may be personal data.
+
+    The problem never carries pydantic's ``input``; a message that quotes it (a custom validator's) is cut too.
+    """
+    message = str(err.get("msg", ""))
+    for value in sorted(_submitted_values(err.get("input")), key=len, reverse=True):
+        if len(value) >= 4 and value in message:
+            message = message.replace(value, "(the value sent)")
+    return message
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field_path(err.get("loc", ())), "message": err.get("msg", ""), "code": err.get("type", "")}
+        {"field": _field_path(err.get("loc", ())), "message": _without_input(err), "code": err.get("type", "")}
         for err in exc.errors()
     ]
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
@@ -86,9 +129,16 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     extra: dict[str, Any] = dict(exc.extra)
     if exc.field:
         extra["errors"] = [{"field": exc.field, "message": exc.detail, "code": exc.type_slug}]
-    return problem_response(
+    response = problem_response(
         status=exc.status, slug=exc.type_slug, detail=exc.detail, instance=request.url.path, extra=extra
     )
+    response.headers.update(exc.headers)
+    return response
+
+
+def _path_matches(route: RouteContext, path: str) -> bool:
+    pattern = getattr(route, "path_regex", None)
+    return pattern is not None and pattern.match(path) is not None
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
@@ -96,6 +146,35 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
     response = problem_response(status=exc.status_code, slug=slug, detail=str(exc.detail), instance=request.url.path)
     response.headers.update(exc.headers or {})  # e.g. Allow on 405
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; a path may have several routes.
+        matching = [
+            route
+            for route in iter_route_contexts(request.app.router.routes)
+            if route.methods and _path_matches(route, request.url.path)
+        ]
+        # A fixed path (/v1/reports/batch) is its own resource, not a value of a template (/v1/reports/{id}).
+        fixed = [route for route in matching if route.path == request.url.path]
+        allowed = {method for route in fixed or matching for method in route.methods or ()}
+        if allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
+
+
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    if not database_unreachable(exc):
+        log.error("unexpected database error on %s", request.url.path, exc_info=exc)
+        return problem_response(
+            status=500, slug="internal", detail="internal error; nothing was changed", instance=request.url.path
+        )
+    # The transaction never committed, so nothing was accepted: the sender may simply try again.
+    response = problem_response(
+        status=503,
+        slug="database-unavailable",
+        detail="the database is unreachable right now; nothing was changed, try again shortly",
+        instance=request.url.path,
+    )
+    response.headers["Retry-After"] = "5"
     return response
 
 
@@ -105,6 +184,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         RequestValidationError: _on_validation,
         Problem: _on_problem,
         StarletteHTTPException: _on_http,
+        DBAPIError: _on_database_error,
+        ConnectionError: _on_database_error,
+        TimeoutError: _on_database_error,
+        PostgresError: _on_database_error,
+        InterfaceError: _on_database_error,
     }
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
@@ -156,3 +240,74 @@ class BodySizeLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` names each field at fault",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message", "code"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "code": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_GUARDED = {
+    "401": "no credential, or one unknown, expired, revoked or badly signed (WWW-Authenticate says how to send one)",
+    "403": "the credential's role or scope does not allow this",
+    "429": "the credential's rate limit is spent (Retry-After says when to try again)",
+}
+
+
+def document_problems(app: FastAPI, *, own_errors: tuple[str, ...] = ("/open311/",)) -> None:
+    """Make the OpenAPI document say what is sent: problem+json for 422 and every refusal, 401/403/429 and 404.
+
+    Paths starting with one of ``own_errors`` answer in a format of their own and are left as they are.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for path, item in document.get("paths", {}).items():
+            if path.startswith(own_errors):
+                continue
+            for operation in item.values():
+                _document_operation(path, operation)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_operation(path: str, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if "422" in responses:
+        responses["422"] = {"description": "the request is invalid; `errors` names each field", "content": {}}
+    if operation.get("security"):
+        for status, why in _GUARDED.items():
+            responses.setdefault(status, {"description": why})
+    if "{" in path:
+        responses.setdefault("404", {"description": "not found"})
+    if operation.get("security"):
+        responses.setdefault("400", {"description": "a request the service cannot take as it stands"})
+    if "requestBody" in operation:
+        responses.setdefault("413", {"description": "the body is larger than the service accepts"})
+    responses.setdefault("503", {"description": "the service's database is unreachable; try again after Retry-After"})
+    for status, response in responses.items():
+        if status[0] in "45" and not response.get("content") and status != "405":
+            response["content"] = dict(_PROBLEM_CONTENT)

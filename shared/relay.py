@@ -8,7 +8,7 @@ import logging
 import zlib
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus.base import Bus, OutgoingMessage
 from shared.db import reading
@@ -68,8 +68,10 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        # Bounded: a producer that cannot reach the broker keeps retrying inside; the rows stay unpublished here,
-        # readiness says degraded, and whatever the producer delivers later is dropped as a duplicate by consumers.
+        # Bounded: past the timeout the rows stay unpublished here and readiness says degraded. Cancelling the
+        # publish makes the Kafka bus drop its producer with whatever it buffered (a producer retries its batches
+        # for as long as the broker is away, so keeping it would add one batch per attempt); the next attempt
+        # starts a fresh producer from the outbox, and anything the old one did deliver is dropped by consumers.
         await asyncio.wait_for(
             self.bus.publish(
                 [
@@ -87,32 +89,50 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until stopped; back off while the bus is unreachable, losing nothing."""
+        """Publish until stopped; back off while the bus or the database is unreachable, losing nothing."""
+        while not stop.is_set():
+            try:
+                async with _LeaderLock(self.engine, self.name, stop) as lock:
+                    await self._publish_while_leader(lock, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # The database is away (the lock could not be taken or given back): wait and take it again.
+                self._failed(error)
+                log.warning("relay %s cannot reach its database (%s); retrying", self.name, error)
+                await _sleep_or_stop(stop, 2.0)
+
+    async def _publish_while_leader(self, lock: _LeaderLock, stop: asyncio.Event) -> None:
         delay = self.poll_seconds
-        async with _LeaderLock(self.engine, self.name) as _:
-            while not stop.is_set():
-                try:
-                    count = await self.publish_once()
-                    delay = self.poll_seconds
-                    self.failing_since, self.last_error = None, None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    if self.failing_since is None:
-                        self.failing_since = asyncio.get_running_loop().time()
-                    self.last_error = f"{type(error).__name__}: {error}"
-                    log.warning("relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay)
-                    count = 0
-                    await _sleep_or_stop(stop, delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                if count < self.batch_size:
-                    self.wakeup.clear()
-                    waiter = asyncio.ensure_future(self.wakeup.wait())
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
-                    waiter.cancel()
-                    stopper.cancel()
+        while not stop.is_set():
+            if not await lock.held():
+                # The database restarted and ended the lock's session: another relay may lead now.
+                log.warning("relay %s lost its leader lock; taking it again", self.name)
+                return
+            try:
+                count = await self.publish_once()
+                delay = self.poll_seconds
+                self.failing_since, self.last_error = None, None
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self._failed(error)
+                log.warning("relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if count < self.batch_size:
+                self.wakeup.clear()
+                waiter = asyncio.ensure_future(self.wakeup.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
+                waiter.cancel()
+                stopper.cancel()
+
+    def _failed(self, error: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = asyncio.get_running_loop().time()
+        self.last_error = f"{type(error).__name__}: {error}"
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -123,28 +143,49 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 class _LeaderLock:
     """On PostgreSQL, one relay per outbox publishes at a time (a session advisory lock); others wait."""
 
-    def __init__(self, engine: AsyncEngine, name: str) -> None:
+    def __init__(self, engine: AsyncEngine, name: str, stop: asyncio.Event) -> None:
         self.engine = engine
         self.key = zlib.crc32(f"jiesu-relay:{name}".encode()) % (2**31)
-        self._conn: object | None = None
+        self.stop = stop
+        self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> _LeaderLock:
         if self.engine.dialect.name != "postgresql":
             return self
         conn = await self.engine.connect()
-        while True:
-            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
-            await conn.commit()
-            if got:
-                break
-            log.info("relay is standing by: another relay publishes this outbox (lock %s)", self.key)
-            await asyncio.sleep(2.0)
+        try:
+            while not self.stop.is_set():
+                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
+                await conn.commit()
+                if got:
+                    break
+                log.info("relay is standing by: another relay publishes this outbox (lock %s)", self.key)
+                await _sleep_or_stop(self.stop, 2.0)
+        except BaseException:
+            await _close_quietly(conn)
+            raise
         self._conn = conn
         return self
 
+    async def held(self) -> bool:
+        """Whether the lock's session still lives (a database restart ends it and frees the lock)."""
+        if self._conn is None:
+            return True
+        try:
+            await self._conn.execute(text("SELECT 1"))
+            await self._conn.commit()
+            return True
+        except Exception:
+            return False
+
     async def __aexit__(self, *exc: object) -> None:
         if self._conn is not None:
-            from sqlalchemy.ext.asyncio import AsyncConnection
+            conn, self._conn = self._conn, None
+            await _close_quietly(conn)
 
-            assert isinstance(self._conn, AsyncConnection)
-            await self._conn.close()
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.close()
+    except Exception as error:  # a connection the database already dropped
+        log.info("closing a dropped database connection: %s", error)

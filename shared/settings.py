@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "CHANGE-ME", "secret"}
@@ -20,6 +21,15 @@ class ServiceSettings(BaseSettings):
     bus: Literal["embedded", "kafka"] = "embedded"
     embedded_bus_url: str = "sqlite+aiosqlite:///var/bus.db"
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_partitions: int = Field(default=3, ge=1, description="partitions of each topic this service creates")
+    kafka_publish_timeout: float = Field(
+        default=15.0, gt=0, description="seconds to wait for the broker's acknowledgement before starting anew"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = Field(default="", description="the service's Kafka principal, e.g. jiesu-dispatch")
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ca_file: Path | None = Field(default=None, description="CA bundle for SSL/SASL_SSL; system CAs if unset")
     topic_namespace: str = ""
     consumers: bool = True
     relay: bool = False
@@ -31,4 +41,10 @@ class ServiceSettings(BaseSettings):
     def _production_is_explicit(self) -> ServiceSettings:
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError("production needs a PostgreSQL database_url, not SQLite")
+        if self.kafka_security_protocol.startswith("SASL"):
+            password = self.kafka_password.get_secret_value()
+            if not self.kafka_username or not password:
+                raise ValueError(f"{self.kafka_security_protocol} needs kafka_username and kafka_password")
+            if self.environment != "development" and password in PLACEHOLDER_SECRETS:
+                raise ValueError("kafka_password is a placeholder; set the principal's real password")
         return self

@@ -12,6 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from services.registry import SERVICES
+from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
+from shared.auth import AuthSettings
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.db import create_engine
@@ -72,15 +74,20 @@ async def embedded_stack(var: Path, **overrides: Any) -> AsyncIterator[Stack]:
     bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{var / 'bus.db'}"))
     await bus.start()
     urls = {name: f"sqlite+aiosqlite:///{var / f'{name}.db'}" for name in SERVICES}
+    # One credential store for the three, as `jiesu up` has it.
+    auth = AuthSettings(database_url=f"sqlite+aiosqlite:///{var / 'auth.db'}")
+    await upgrade_async(script_location=AUTH_MIGRATIONS, database_url=auth.database_url)
     try:
-        async with _stack(urls, bus=bus, settings={"bus": "embedded", **overrides}) as stack:
+        async with _stack(urls, bus=bus, settings={"bus": "embedded", **overrides}, auth=auth) as stack:
             yield stack
     finally:
         await bus.close()
 
 
 @asynccontextmanager
-async def _stack(urls: dict[str, str], *, bus: Bus | None, settings: dict[str, Any]) -> AsyncIterator[Stack]:
+async def _stack(
+    urls: dict[str, str], *, bus: Bus | None, settings: dict[str, Any], auth: AuthSettings | None = None
+) -> AsyncIterator[Stack]:
     clients: dict[str, httpx.AsyncClient] = {}
     apps: dict[str, FastAPI] = {}
     async with AsyncExitStack() as exits:
@@ -89,7 +96,8 @@ async def _stack(urls: dict[str, str], *, bus: Bus | None, settings: dict[str, A
             # The seed guide: the tests name its kinds and units.
             pinned = {"guide_path": SEED_GUIDE} if name == "dispatch" else {}
             config = spec.make_settings(database_url=urls[name], relay=True, consumers=True, **pinned, **settings)
-            apps[name] = spec.create_app(config, bus=bus)
+            apps[name] = spec.create_app(config, bus=bus, auth=auth)
+            # Each client carries an admin key; tests of roles make their own with tests.helpers.credential.
             clients[name] = await exits.enter_async_context(running(apps[name]))
         yield Stack(**clients, apps=apps)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import handling, service, trail
+from services.dispatch import api_scope, handling, service, trail
 from services.dispatch.context import DispatchContext
 from services.dispatch.models import Case, CaseEntry, LabelledExample
 from services.dispatch.schemas import (
@@ -39,12 +39,45 @@ from services.dispatch.schemas import (
 )
 from services.dispatch.states import STATUSES
 from shared.app import db_session, runtime_of
+from shared.auth import Principal, auth_of, forbid, require
+from shared.auth.scope import unit_refusal
+from shared.problems import NotFound
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 Session = Annotated[AsyncSession, Depends(db_session)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "the case's status forbids the action; the body names the current status"}
 }
+# Who may: a unit its own cases, a town its territory, staff and admin every case (shared/auth/roles.py).
+Reader = Annotated[Principal, Depends(require("cases:read"))]
+Actor = Annotated[Principal, Depends(require("cases:act"))]
+Decider = Annotated[Principal, Depends(require("dispatch:decide"))]
+Rater = Annotated[Principal, Depends(require("cases:rate"))]
+Escalator = Annotated[Principal, Depends(require("cases:escalate"))]
+
+
+async def _seen_case(request: Request, session: AsyncSession, principal: Principal, case_id: str) -> Case:
+    """A case the caller may see; one outside its scope is answered as not found (and audited)."""
+    case = await service.get_case(session, case_id)
+    if not await api_scope.sees(session, principal, case):
+        await auth_of(request).record_refusal(
+            request, principal=principal, action="cases:read", status=404, reason="case outside the scope"
+        )
+        raise NotFound(f"no case {case_id}", field="id")
+    return case
+
+
+async def _may_act(
+    request: Request, session: AsyncSession, principal: Principal, case_id: str, *, unit_code: str | None, action: str
+) -> None:
+    """Refuse (403) acting as another unit, or on a case outside the caller's scope."""
+    refusal = unit_refusal(principal, unit_code) if unit_code is not None and principal.role == "unit" else None
+    if refusal is not None:
+        await forbid(request, principal, action=action, detail=refusal, field="unit_code")
+    case = await service.get_case(session, case_id)
+    if not await api_scope.sees(session, principal, case):
+        detail = f"case {case_id} is outside this credential's scope"
+        await forbid(request, principal, action=action, detail=detail, field="case_id")
 
 
 def context_of(request: Request) -> DispatchContext:
@@ -122,6 +155,7 @@ async def detailed(session: AsyncSession, case: Case, ctx: DispatchContext) -> C
 async def list_cases(
     request: Request,
     session: Session,
+    caller: Reader,
     status: Annotated[list[str], Query(description="one or more statuses")] = [],  # noqa: B006
     unit: Annotated[str | None, Query(max_length=64, description="primary unit code")] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
@@ -137,8 +171,9 @@ async def list_cases(
 
         raise Problem(f"unknown status {', '.join(unknown)}; known: {', '.join(sorted(STATUSES))}", field="status")
     async with session.begin():
-        rows, total = await service.list_cases(
+        rows, total = await api_scope.list_visible(
             session,
+            caller,
             status=status,
             unit=unit,
             kind=kind,
@@ -155,6 +190,7 @@ async def list_cases(
 async def triage_queue(
     request: Request,
     session: Session,
+    _caller: Decider,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CasePage:
@@ -175,26 +211,29 @@ async def triage_queue(
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead)
-async def read_case(case_id: str, request: Request, session: Session) -> CaseRead:
+async def read_case(case_id: str, request: Request, session: Session, caller: Reader) -> CaseRead:
     """A case with its timeline, tasks, extensions and disputes; the id or the case number."""
     async with session.begin():
-        return await detailed(session, await service.get_case(session, case_id), context_of(request))
+        return await detailed(session, await _seen_case(request, session, caller, case_id), context_of(request))
 
 
 @router.get("/cases/{case_id}/timeline", response_model=Timeline)
-async def read_timeline(case_id: str, session: Session) -> Timeline:
+async def read_timeline(case_id: str, request: Request, session: Session, caller: Reader) -> Timeline:
     """The case's trail (留痕) and a verification of its hash chain."""
     async with session.begin():
-        case = await service.get_case(session, case_id)
+        case = await _seen_case(request, session, caller, case_id)
         entries = await trail.entries_of(session, case.id)
     ok, broken = trail.verify(entries)
     return Timeline(case_id=case.id, entries=[_entry(e) for e in entries], verified=ok, first_broken_seq=broken)
 
 
-async def _act(request: Request, session: AsyncSession, case_id: str, action: str, body: Any) -> CaseRead:
+async def _act(
+    request: Request, session: AsyncSession, caller: Principal, case_id: str, action: str, body: Any
+) -> CaseRead:
     detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
     ctx = context_of(request)
     async with session.begin():
+        await _may_act(request, session, caller, case_id, unit_code=body.unit_code, action=f"cases:{action}")
         case = await handling.unit_action(session, ctx, case_id, action=action, unit_code=body.unit_code, detail=detail)
         view = await detailed(session, case, ctx)
     runtime_of(request).outbox_written()
@@ -202,31 +241,31 @@ async def _act(request: Request, session: AsyncSession, case_id: str, action: st
 
 
 @router.post("/cases/{case_id}/sign", response_model=CaseRead, responses=CONFLICT)
-async def sign(case_id: str, body: SignCreate, request: Request, session: Session) -> CaseRead:
+async def sign(case_id: str, body: SignCreate, request: Request, session: Session, caller: Actor) -> CaseRead:
     """签收: the primary unit takes the case."""
-    return await _act(request, session, case_id, "sign", body)
+    return await _act(request, session, caller, case_id, "sign", body)
 
 
 @router.post("/cases/{case_id}/progress", response_model=CaseRead, responses=CONFLICT)
-async def progress(case_id: str, body: ProgressCreate, request: Request, session: Session) -> CaseRead:
+async def progress(case_id: str, body: ProgressCreate, request: Request, session: Session, caller: Actor) -> CaseRead:
     """A progress note; the case is then in progress."""
-    return await _act(request, session, case_id, "progress", body)
+    return await _act(request, session, caller, case_id, "progress", body)
 
 
 @router.post("/cases/{case_id}/return", response_model=CaseRead, responses=CONFLICT)
-async def return_case(case_id: str, body: ReturnCreate, request: Request, session: Session) -> CaseRead:
+async def return_case(case_id: str, body: ReturnCreate, request: Request, session: Session, caller: Actor) -> CaseRead:
     """退单: the unit says the case is not its own; it goes back to the centre with the reason."""
-    return await _act(request, session, case_id, "return", body)
+    return await _act(request, session, caller, case_id, "return", body)
 
 
 @router.post("/cases/{case_id}/complete", response_model=CaseRead, responses=CONFLICT)
-async def complete(case_id: str, body: CompleteCreate, request: Request, session: Session) -> CaseRead:
+async def complete(case_id: str, body: CompleteCreate, request: Request, session: Session, caller: Actor) -> CaseRead:
     """办结: the unit reports the result and its reply to the citizen."""
-    return await _act(request, session, case_id, "complete", body)
+    return await _act(request, session, caller, case_id, "complete", body)
 
 
 @router.post("/cases/{case_id}/judge", response_model=CaseRead, responses=CONFLICT)
-async def judge(case_id: str, body: JudgeCreate, request: Request, session: Session) -> CaseRead:
+async def judge(case_id: str, body: JudgeCreate, request: Request, session: Session, _caller: Decider) -> CaseRead:
     """A person decides a case in triage (or returned) and it is dispatched."""
     ctx = context_of(request)
     async with session.begin():
@@ -239,10 +278,19 @@ async def judge(case_id: str, body: JudgeCreate, request: Request, session: Sess
 
 
 async def _changed(
-    request: Request, session: AsyncSession, change: Callable[[], Awaitable[Any]], case_id: str
+    request: Request,
+    session: AsyncSession,
+    change: Callable[[], Awaitable[Any]],
+    case_id: str,
+    *,
+    scope: tuple[Principal, str, str | None] | None = None,
 ) -> CaseRead:
+    """Apply a change in one transaction; ``scope`` is (caller, action, unit acted for) when the caller is limited."""
     ctx = context_of(request)
     async with session.begin():
+        if scope is not None:
+            caller, action, unit_code = scope
+            await _may_act(request, session, caller, case_id, unit_code=unit_code, action=action)
         await change()
         view = await detailed(session, await service.get_case(session, case_id), ctx)
     runtime_of(request).outbox_written()
@@ -250,7 +298,9 @@ async def _changed(
 
 
 @router.post("/cases/{case_id}/extension", response_model=CaseRead, responses=CONFLICT)
-async def ask_extension(case_id: str, body: ExtensionCreate, request: Request, session: Session) -> CaseRead:
+async def ask_extension(
+    case_id: str, body: ExtensionCreate, request: Request, session: Session, caller: Actor
+) -> CaseRead:
     """延期: the primary unit asks for more working days, before the completion deadline."""
     return await _changed(
         request,
@@ -259,11 +309,14 @@ async def ask_extension(case_id: str, body: ExtensionCreate, request: Request, s
             session, case_id, unit_code=body.unit_code, working_days=body.working_days, reason=body.reason
         ),
         case_id,
+        scope=(caller, "cases:extension", body.unit_code),
     )
 
 
 @router.post("/cases/{case_id}/extension/decision", response_model=CaseRead, responses=CONFLICT)
-async def decide_extension(case_id: str, body: ExtensionDecision, request: Request, session: Session) -> CaseRead:
+async def decide_extension(
+    case_id: str, body: ExtensionDecision, request: Request, session: Session, _caller: Decider
+) -> CaseRead:
     """The dispatch centre grants or refuses the pending extension; a grant moves the deadline and its timers."""
     ctx = context_of(request)
     return await _changed(
@@ -277,26 +330,33 @@ async def decide_extension(case_id: str, body: ExtensionDecision, request: Reque
 
 
 @router.post("/cases/{case_id}/checkin", response_model=CaseRead, responses=CONFLICT)
-async def check_in(case_id: str, body: CheckInCreate, request: Request, session: Session) -> CaseRead:
+async def check_in(case_id: str, body: CheckInCreate, request: Request, session: Session, caller: Actor) -> CaseRead:
     """报到: a department the town whistled for reports in on site."""
     return await _changed(
-        request, session, lambda: handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note), case_id
+        request,
+        session,
+        lambda: handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note),
+        case_id,
+        scope=(caller, "cases:checkin", body.unit_code),
     )
 
 
 @router.post("/cases/{case_id}/tasks/report", response_model=CaseRead, responses=CONFLICT)
-async def report_task(case_id: str, body: TaskReportCreate, request: Request, session: Session) -> CaseRead:
+async def report_task(
+    case_id: str, body: TaskReportCreate, request: Request, session: Session, caller: Actor
+) -> CaseRead:
     """A cooperating (协办) or whistled unit records what it did; the primary's completion shows it."""
     return await _changed(
         request,
         session,
         lambda: handling.report_task(session, case_id, unit_code=body.unit_code, report=body.report),
         case_id,
+        scope=(caller, "cases:task-report", body.unit_code),
     )
 
 
 @router.post("/cases/{case_id}/ratings", response_model=CaseRead, responses=CONFLICT)
-async def rate(case_id: str, body: RatingCreate, request: Request, session: Session) -> CaseRead:
+async def rate(case_id: str, body: RatingCreate, request: Request, session: Session, caller: Rater) -> CaseRead:
     """The town rates a department it called; evaluation counts it as the bottom-up share."""
     return await _changed(
         request,
@@ -305,22 +365,27 @@ async def rate(case_id: str, body: RatingCreate, request: Request, session: Sess
             session, case_id, unit_code=body.unit_code, score=body.score, comment=body.comment, rated_by=body.rated_by
         ),
         case_id,
+        # The rated unit_code is the whistled department, not the caller: only the territory is checked.
+        scope=(caller, "cases:rate", None),
     )
 
 
 @router.post("/cases/{case_id}/dispute/escalate", response_model=CaseRead, responses=CONFLICT)
-async def escalate(case_id: str, body: DisputeEscalate, request: Request, session: Session) -> CaseRead:
+async def escalate(
+    case_id: str, body: DisputeEscalate, request: Request, session: Session, caller: Escalator
+) -> CaseRead:
     """三级会商: the level could not settle it; street → district → city."""
     return await _changed(
         request,
         session,
         lambda: handling.escalate_dispute(session, case_id, actor=body.actor, reason=body.reason),
         case_id,
+        scope=(caller, "cases:escalate", None),
     )
 
 
 @router.post("/cases/{case_id}/dispute/decision", response_model=CaseRead, responses=CONFLICT)
-async def settle(case_id: str, body: DisputeDecision, request: Request, session: Session) -> CaseRead:
+async def settle(case_id: str, body: DisputeDecision, request: Request, session: Session, _caller: Decider) -> CaseRead:
     """The level holding the dispute decides; the case is re-dispatched to the unit it names."""
     ctx = context_of(request)
     return await _changed(
@@ -343,6 +408,7 @@ async def settle(case_id: str, body: DisputeDecision, request: Request, session:
 @router.get("/labelled-examples", responses={200: {"content": {"text/csv": {}}}})
 async def labelled_examples(
     session: Session,
+    _caller: Decider,
     since: Annotated[datetime | None, Query(description="only decisions made at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
@@ -374,7 +440,7 @@ async def labelled_examples(
 guide_router = APIRouter(prefix="/v1", tags=["guide"])
 
 
-@guide_router.get("/guide")
+@guide_router.get("/guide", dependencies=[Depends(require("guide:read"))])
 async def read_guide(request: Request) -> dict[str, Any]:
     """The dispatch guide in force: domains, categories with their kinds, units, version."""
     guide = context_of(request).guide

@@ -13,6 +13,8 @@ from services.dispatch.context import DispatchContext
 from services.dispatch.models import messaging
 from services.dispatch.settings import DispatchSettings
 from shared.app import build_app
+from shared.auth import AuthSettings
+from shared.auth.admin import router as credentials_router
 from shared.bus.base import Bus
 from shared.runtime import ServiceRuntime
 
@@ -20,7 +22,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(
-    settings: DispatchSettings | None = None, *, bus: Bus | None = None, migrate_on_start: bool = False
+    settings: DispatchSettings | None = None,
+    *,
+    bus: Bus | None = None,
+    migrate_on_start: bool = False,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """Build the dispatch app; the guide and jurisdiction are loaded and validated here."""
     settings = settings or DispatchSettings()
@@ -36,10 +42,11 @@ def create_app(
         settings=settings,
         tables=messaging,
         consumer_specs=lambda namespace: consumer_specs(namespace, ctx),
-        routers=[router, guide_router],
+        routers=[router, guide_router, credentials_router],
         migrations=MIGRATIONS,
         bus=bus,
         migrate_on_start=migrate_on_start,
+        auth=auth,
         on_start=remember,
         background=[lambda runtime: timers.run(runtime.sessions, ctx, runtime.stop)] if settings.timers else [],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -23,6 +24,7 @@ from services.dispatch.schemas import (
 )
 from shared import topics
 from shared.consumer import ConsumerSpec, Handler
+from shared.db import flush_buffer, write_buffer
 from shared.events import CloudEvent
 from shared.outbox import add_event
 from shared.problems import Problem
@@ -51,20 +53,17 @@ async def apply_unit_action(session: AsyncSession, ctx: DispatchContext, data: d
         if schema is None:
             raise Problem(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", field="action")
         body: Any = schema.model_validate(fields)
-        async with session.begin_nested():
-            if action in ("sign", "progress", "return", "complete"):
-                detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
-                await handling.unit_action(
-                    session, ctx, case_id, action=action, unit_code=body.unit_code, detail=detail
-                )
-            elif action == "extension":
-                await handling.request_extension(
-                    session, case_id, unit_code=body.unit_code, working_days=body.working_days, reason=body.reason
-                )
-            elif action == "checkin":
-                await handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note)
-            else:
-                await handling.report_task(session, case_id, unit_code=body.unit_code, report=body.report)
+        # Buffered rows of earlier events must not be written inside the savepoint a refusal rolls back.
+        await flush_buffer(session)
+        buffer = write_buffer(session)
+        mark = buffer.mark() if buffer is not None else {}
+        try:
+            async with session.begin_nested():
+                await _apply_action(session, ctx, case_id, action, body)
+        except (Problem, ValidationError):
+            if buffer is not None:
+                buffer.rollback_to(mark)
+            raise
     except (Problem, ValidationError) as refused:
         detail = refused.detail if isinstance(refused, Problem) else str(refused.errors(include_url=False))
         status = refused.status if isinstance(refused, Problem) else 422
@@ -85,6 +84,20 @@ async def apply_unit_action(session: AsyncSession, ctx: DispatchContext, data: d
         )
 
 
+async def _apply_action(session: AsyncSession, ctx: DispatchContext, case_id: str, action: str, body: Any) -> None:
+    if action in ("sign", "progress", "return", "complete"):
+        detail = body.model_dump(exclude={"unit_code"}, exclude_none=True)
+        await handling.unit_action(session, ctx, case_id, action=action, unit_code=body.unit_code, detail=detail)
+    elif action == "extension":
+        await handling.request_extension(
+            session, case_id, unit_code=body.unit_code, working_days=body.working_days, reason=body.reason
+        )
+    elif action == "checkin":
+        await handling.check_in(session, case_id, unit_code=body.unit_code, note=body.note)
+    else:
+        await handling.report_task(session, case_id, unit_code=body.unit_code, report=body.report)
+
+
 def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
     """What dispatch consumes."""
 
@@ -97,6 +110,11 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
     async def on_unit_action(session: AsyncSession, event: CloudEvent) -> None:
         await apply_unit_action(session, ctx, event.data)
 
+    async def prepare_reports(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        await service.prefetch_cases(
+            session, [str(e.data.get("id")) for e in events if e.type == topics.REPORT_RECEIVED]
+        )
+
     reports: dict[str, Handler] = {topics.REPORT_RECEIVED: on_report_received}
     verdicts: dict[str, Handler] = {topics.VERDICT_RECORDED: on_verdict}
     actions: dict[str, Handler] = {topics.UNIT_ACTION: on_unit_action}
@@ -105,6 +123,7 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
             group=f"{namespace}jiesu-dispatch-judge",
             topics=[topics.named(namespace, topics.REPORTS)],
             handlers=reports,
+            prepare=prepare_reports,
         ),
         ConsumerSpec(
             group=f"{namespace}jiesu-dispatch-verdicts",

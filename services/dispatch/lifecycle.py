@@ -42,7 +42,13 @@ def case_summary(case: Case) -> dict[str, Any]:
     }
 
 
+# Events that carry the caller's keyed pseudonym, so evaluation can recognise repeat callers (never a unit topic).
+CALLER_KEYED = frozenset({topics.CASE_JUDGED, topics.CASE_DISPATCHED})
+
+
 async def emit(session: AsyncSession, case: Case, event_type: str, at: datetime, **extra: Any) -> None:
+    if event_type in CALLER_KEYED:
+        extra = {"caller_key": case.reporter_key} | extra
     await add_event(
         session,
         messaging,

@@ -8,7 +8,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import timers, trail
@@ -102,20 +102,35 @@ async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case
     if case.kind_code is None:
         return None
     since = case.received_at - timedelta(hours=ctx.settings.duplicate_window_hours)
-    candidates = (
-        await session.execute(
-            select(Case)
-            .where(
-                Case.kind_code == case.kind_code,
-                Case.id != case.id,
-                Case.status.in_(OPEN),
-                Case.received_at >= since,
-            )
-            .order_by(Case.received_at)
-            .limit(200)
+
+    def candidate(other: Case) -> bool:
+        return (
+            other.kind_code == case.kind_code
+            and other.id != case.id
+            and other.status in OPEN
+            and other.received_at >= since
         )
-    ).scalars()
-    for other in candidates:
+
+    # Cases opened earlier in the same chunk are still pending (flushed once at its end): look at them too.
+    with session.no_autoflush:
+        stored = (
+            await session.execute(
+                select(Case)
+                .where(
+                    Case.kind_code == case.kind_code,
+                    Case.id != case.id,
+                    Case.status.in_(OPEN),
+                    Case.received_at >= since,
+                )
+                .order_by(Case.received_at)
+                .limit(200)
+            )
+        ).scalars()
+        pending = [other for other in session.new if isinstance(other, Case)]
+        candidates = sorted(
+            {id(c): c for c in [*stored, *pending] if candidate(c)}.values(), key=lambda c: c.received_at
+        )
+    for other in candidates[:200]:
         if case.reporter_key and other.reporter_key == case.reporter_key:
             return other, "the same caller reported the same kind of problem"
         if None not in (case.lat, case.lon, other.lat, other.lon):
@@ -146,9 +161,25 @@ async def merge_into(session: AsyncSession, case: Case, first: Case, *, reason: 
     await emit(session, case, topics.CASE_MERGED, at, merged_into=first.id, reason=reason)
 
 
+_KNOWN = "dispatch.known_cases"
+
+
+async def prefetch_cases(session: AsyncSession, ids: list[str]) -> None:
+    """Find in one query which of a chunk's reports already have a case, for ``judge_report``."""
+    found = set((await session.execute(select(Case.id).where(Case.id.in_(ids)))).scalars()) if ids else set()
+    session.info[_KNOWN] = (set(ids), found)
+
+
+async def _case_exists(session: AsyncSession, case_id: str) -> bool:
+    known: tuple[set[str], set[str]] | None = session.info.get(_KNOWN)
+    if known is not None and case_id in known[0]:
+        return case_id in known[1]
+    return await session.get(Case, case_id) is not None
+
+
 async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict[str, Any]) -> Case | None:
     """Open a case for a received report, judge it and dispatch, triage or transfer it."""
-    if await session.get(Case, report["id"]) is not None:
+    if await _case_exists(session, report["id"]):
         return None
     now = utcnow()
     location = report.get("location") or {}
@@ -163,8 +194,10 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         lat=location.get("lat"),
         lon=location.get("lon"),
         grid_code=report.get("grid_code"),
-        reporter_phone_masked=mask_phone(reporter.get("phone")),
-        reporter_key=reporter_key(reporter.get("phone"), secret=ctx.settings.caller_key_secret),
+        # Intake sends the masked phone and caller key; raw phones only in events from before it did.
+        reporter_phone_masked=reporter.get("phone_masked") or mask_phone(reporter.get("phone")),
+        reporter_key=reporter.get("caller_key")
+        or reporter_key(reporter.get("phone"), secret=ctx.settings.caller_key_secret),
         trail_head=trail.GENESIS,
         merged_cases=[],
         requested_departments=list(report.get("requested_departments") or []),
@@ -179,7 +212,9 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         reopen_count=0,
     )
     session.add(case)
-    await session.flush()
+    known: tuple[set[str], set[str]] | None = session.info.get(_KNOWN)
+    if known is not None:
+        known[1].add(case.id)
     await trail.append(
         session,
         case=case,
@@ -462,9 +497,12 @@ async def list_cases(
     source: str | None,
     limit: int,
     offset: int,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[list[Case], int]:
-    """Cases matching the filters, newest first, and how many match in all."""
+    """Cases matching the filters (and ``visible``, the caller's reach), newest first, and how many match in all."""
     query = select(Case)
+    if visible is not None:
+        query = query.where(visible)
     if status:
         query = query.where(Case.status.in_(status))
     if unit:

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.dispatch import lifecycle, trail
@@ -20,6 +20,7 @@ from services.dispatch.context import DispatchContext
 from services.dispatch.models import Case, CaseTask, Timer
 from services.dispatch.workdays import add_working_days
 from shared import topics
+from shared.db import flush_buffer, write_buffer
 from shared.events import utcnow
 
 log = logging.getLogger("jiesu.dispatch.timers")
@@ -67,10 +68,16 @@ def _completion_rows(ctx: DispatchContext, case: Case, start: datetime) -> list[
 
 
 async def _add(session: AsyncSession, case: Case, rows: list[tuple[str, datetime]], unit: str | None = None) -> None:
-    if rows:
-        await session.execute(
-            insert(Timer), [{"case_id": case.id, "kind": kind, "unit_code": unit, "due_at": at} for kind, at in rows]
-        )
+    if not rows:
+        return
+    values = [{"case_id": case.id, "kind": kind, "unit_code": unit, "due_at": at} for kind, at in rows]
+    buffer = write_buffer(session)
+    if buffer is None:
+        await session.execute(insert(Timer), values)
+    else:
+        table = Timer.__table__
+        assert isinstance(table, Table)
+        buffer.add(table, values)
 
 
 async def schedule_checkin(session: AsyncSession, case: Case, task: CaseTask) -> None:
@@ -81,6 +88,7 @@ async def schedule_checkin(session: AsyncSession, case: Case, task: CaseTask) ->
 
 async def cancel(session: AsyncSession, case_id: str, kinds: tuple[str, ...]) -> None:
     """Cancel a case's pending timers of some kinds."""
+    await flush_buffer(session)  # timers scheduled earlier in the same chunk must be cancelled too
     await session.execute(
         update(Timer)
         .where(Timer.case_id == case_id, Timer.kind.in_(kinds), Timer.fired_at.is_(None))

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.models import Case, CaseEntry
+from shared.db import write_buffer
 
 GENESIS = "0" * 64
 
@@ -62,7 +63,10 @@ async def append(
     to_status: str,
     detail: dict[str, Any] | None = None,
 ) -> CaseEntry:
-    """Append an entry to a case's trail (the caller holds the case's lock); the case keeps the chain's head."""
+    """Append an entry to a case's trail (the caller holds the case's lock); the case keeps the chain's head.
+
+    Inside a consumer chunk the entry joins the chunk's buffer: one insert for all entries, in append order.
+    """
     case_id = case.id
     prev = case.trail_head
     if prev is None:  # a case from before the head was kept: find it once
@@ -93,9 +97,18 @@ async def append(
             detail=clean,
         ),
     )
-    session.add(entry)
+    buffer = write_buffer(session)
+    if buffer is None:
+        session.add(entry)
+    else:
+        table = CaseEntry.__table__
+        assert isinstance(table, Table)
+        buffer.add(table, [{column: getattr(entry, column) for column in _COLUMNS}])
     case.trail_head = entry.hash
     return entry
+
+
+_COLUMNS = ("case_id", "at", "actor", "action", "from_status", "to_status", "detail", "prev_hash", "hash")
 
 
 def verify(entries: Sequence[CaseEntry]) -> tuple[bool, int | None]:

@@ -16,9 +16,13 @@ from services.evaluation.deps import Session, Settings
 from services.evaluation.periods import PERIOD_HELP, Grouping, Period, parse_period
 from services.evaluation.schemas_metrics import By, Level, MetricsPage, RankingPage, RankLevel, UnitScorePage
 from services.evaluation.settings import EvaluationSettings
+from shared.auth import require
 from shared.problems import Problem
 
-router = APIRouter(prefix="/v1", tags=["evaluation: rates and rankings"])
+# Analysts, staff and admin (shared/auth/roles.py).
+router = APIRouter(
+    prefix="/v1", tags=["evaluation: rates and rankings"], dependencies=[Depends(require("metrics:read"))]
+)
 Metric = Literal[
     "response_rate",
     "resolution_rate",

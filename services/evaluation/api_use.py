@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from services.evaluation import hotspots, insights
+from services.evaluation import hotspots, insights, repeats
 from services.evaluation.deps import Session, Settings
 from services.evaluation.periods import parse_period
 from services.evaluation.schemas_use import GuidePage, HotspotPage, MonthlyIssuePage, RepeatPage
+from shared.auth import require
 from shared.events import utcnow
 from shared.problems import Problem
 
-router = APIRouter(prefix="/v1", tags=["evaluation: use"])
+# Analysts, staff and admin (shared/auth/roles.py).
+router = APIRouter(prefix="/v1", tags=["evaluation: use"], dependencies=[Depends(require("metrics:read"))])
 UntilQ = Annotated[datetime | None, Query(description="end of the window (default: now)")]
 LimitQ = Annotated[int, Query(ge=1, le=200)]
 
@@ -34,7 +36,6 @@ async def get_hotspots(
     settings: Settings,
     window_days: Annotated[int | None, Query(ge=1, le=90)] = None,
     min_reports: Annotated[int | None, Query(ge=2, le=1000)] = None,
-    radius_m: Annotated[float | None, Query(gt=0, le=5000)] = None,
     until: UntilQ = None,
     limit: LimitQ = 50,
 ) -> HotspotPage:
@@ -42,21 +43,23 @@ async def get_hotspots(
     end = _until(until)
     window = window_days or settings.hotspot_window_days
     minimum = min_reports or settings.hotspot_min_reports
-    radius = radius_m or settings.hotspot_radius_m
+    radius = settings.hotspot_radius_m
+    tz = ZoneInfo(settings.timezone)
     async with session.begin():
         items = await hotspots.hotspots(
             session,
             until=end,
-            window_days=window,
+            days=window,
             min_reports=minimum,
-            radius_m=radius,
             place_level=settings.hotspot_place_level,
+            tz=tz,
             limit=limit,
         )
+    _, first, last = hotspots.window_days(end, window, tz)
     return HotspotPage(
         window_days=window,
-        window_from=end - timedelta(days=window),
-        window_to=end,
+        window_from=datetime.combine(first, time(), tz),
+        window_to=datetime.combine(last + timedelta(days=1), time(), tz),
         min_reports=minimum,
         radius_m=radius,
         place_level=settings.hotspot_place_level,
@@ -72,21 +75,25 @@ async def get_repeat_complaints(
     settings: Settings,
     window_days: Annotated[int | None, Query(ge=1, le=366)] = None,
     min_cases: Annotated[int, Query(ge=2, le=1000)] = 2,
+    unit: Annotated[str | None, Query(max_length=64, description="only groups with a case sent to this unit")] = None,
     until: UntilQ = None,
     limit: LimitQ = 50,
 ) -> RepeatPage:
-    """The same kind of matter reported again from the same address or spot."""
+    """The same kind of matter reported again by the same caller, or from the same address or spot."""
     end = _until(until)
     window = window_days or settings.repeat_window_days
     since = end - timedelta(days=window)
     async with session.begin():
-        items = await hotspots.repeat_complaints(session, since=since, until=end, min_cases=min_cases, limit=limit)
+        items = await repeats.repeat_complaints(
+            session, since=since, until=end, min_cases=min_cases, unit=unit, limit=limit
+        )
     return RepeatPage(
         window_days=window,
         window_from=since,
         window_to=end,
         min_cases=min_cases,
-        rule=hotspots.REPEAT_RULE,
+        unit=unit,
+        rule=repeats.REPEAT_RULE,
         items=items,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,16 @@ def allowed_respondents(settings: EvaluationSettings, source: str) -> list[str]:
     return settings.respondents.get(source) or ["citizen"]
 
 
+RespondentCheck = Callable[[EvaluatedCase, str], Awaitable[None]]
+"""Raises when the caller may not answer for this case as this respondent (the edge decides who the caller is)."""
+
+
 async def _open_round(
-    session: AsyncSession, settings: EvaluationSettings, case_id: str, respondent: str | None
+    session: AsyncSession,
+    settings: EvaluationSettings,
+    case_id: str,
+    respondent: str | None,
+    check: RespondentCheck | None = None,
 ) -> tuple[EvaluatedCase, str]:
     """The case, locked and waiting for its call-back, and who answers (checked against the case's source)."""
     case = await service.lock(session, case_id)
@@ -41,6 +50,8 @@ async def _open_round(
             field="respondent",
             allowed=allowed,
         )
+    if check is not None:
+        await check(case, who)
     already = (
         await session.execute(select(Feedback).where(Feedback.case_id == case.case_id, Feedback.round == case.round))
     ).scalar_one_or_none()
@@ -138,13 +149,15 @@ async def _announce(session: AsyncSession, case: EvaluatedCase, row: Feedback, a
     )
 
 
-async def record_feedback(session: AsyncSession, settings: EvaluationSettings, body: FeedbackCreate) -> Feedback:
+async def record_feedback(
+    session: AsyncSession, settings: EvaluationSettings, body: FeedbackCreate, *, check: RespondentCheck | None = None
+) -> Feedback:
     """Record the answer for the current round and emit the verdict.
 
     Resolved and not dissatisfied closes the case. Anything else reopens it to the same unit, unless it is not the
     unit's fault: then it closes, and the answer is kept out of the unit's resolution and satisfaction rates.
     """
-    case, respondent = await _open_round(session, settings, body.case_id, body.respondent)
+    case, respondent = await _open_round(session, settings, body.case_id, body.respondent, check)
     now = utcnow()
     content = body.resolved and body.satisfaction != "dissatisfied"
     counted = content or body.fault == "unit"
@@ -180,10 +193,10 @@ async def record_feedback(session: AsyncSession, settings: EvaluationSettings, b
 
 
 async def record_attempt(
-    session: AsyncSession, settings: EvaluationSettings, body: AttemptCreate
+    session: AsyncSession, settings: EvaluationSettings, body: AttemptCreate, *, check: RespondentCheck | None = None
 ) -> tuple[EvaluatedCase, Feedback | None]:
     """A failed call-back; the last allowed attempt closes the case as unreachable, not counted in satisfaction."""
-    case, respondent = await _open_round(session, settings, body.case_id, body.respondent)
+    case, respondent = await _open_round(session, settings, body.case_id, body.respondent, check)
     now = utcnow()
     session.add(
         CallbackAttempt(case_id=case.case_id, round=case.round, respondent=respondent, note=body.note, attempted_at=now)

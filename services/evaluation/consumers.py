@@ -7,19 +7,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation import service
+from services.evaluation.settings import DEFAULT_CELL_M
 from shared import topics
 from shared.consumer import ConsumerSpec, Handler
 from shared.events import CloudEvent
 
 
-def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
-    """What evaluation consumes."""
+def consumer_specs(namespace: str, tz: ZoneInfo, *, cell_m: float = DEFAULT_CELL_M) -> list[ConsumerSpec]:
+    """What evaluation consumes; ``cell_m`` sizes the hot-spot squares of reports located only by GPS."""
 
     async def judged(session: AsyncSession, event: CloudEvent) -> None:
-        await service.on_judged(session, event.data, event.time)
+        await service.on_judged(session, event.data, event.time, tz=tz, cell_m=cell_m)
 
     async def dispatched(session: AsyncSession, event: CloudEvent) -> None:
-        await service.on_dispatched(session, event.data, event.time, tz)
+        await service.on_dispatched(session, event.data, event.time, tz=tz, cell_m=cell_m)
 
     async def signed(session: AsyncSession, event: CloudEvent) -> None:
         await service.on_signed(session, event.data, event.time)
@@ -53,7 +54,7 @@ def consumer_specs(namespace: str, tz: ZoneInfo) -> list[ConsumerSpec]:
         await service.on_whistle_rated(session, event.data, event.time, tz)
 
     async def received(session: AsyncSession, event: CloudEvent) -> None:
-        await service.on_report_received(session, event.data, event.time)
+        await service.on_report_received(session, event.data, event.time, tz=tz, cell_m=cell_m)
 
     cases: dict[str, Handler] = {
         topics.CASE_JUDGED: judged,

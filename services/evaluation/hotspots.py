@@ -1,39 +1,38 @@
-"""Hot spots (one place, one problem, many reports) and repeat complaints (the same matter from the same spot)."""
+"""Hot spots (one place, one problem, many reports), read from the counters ``spots`` keeps as events arrive."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation.models import EvaluatedCase, ReportPlace
-from services.evaluation.schemas_use import Heat, Hotspot, Member, Point, RepeatComplaint
+from services.evaluation.models import EvaluatedCase, ReportPlace, hotspot_counts, hotspot_reporters
+from services.evaluation.repeats import member_of
+from services.evaluation.schemas_use import Heat, Hotspot, Point
+from services.evaluation.spots import NO_CELL, SOURCES
 
-URGENCY_WEIGHT = {"normal": 1.0, "urgent": 1.5, "emergency": 2.0}
 CLUSTERING = (
     "reports of the same category (so the same kind, or kinds of one category, whatever the wording or source) are "
-    "one place when they lie in the same {place_level}, name the same address (without spaces and punctuation), or "
-    "their GPS points are within {radius:g} m of each other; links chain (single linkage)"
+    "one place when they lie in the same {place_level}; a report without one falls in its GPS square of "
+    "{radius:g} m, else in its address (without spaces and punctuation). The window is the window_days local days "
+    "ending with the day of until; counters per place, category, kind and day are kept as reports arrive, so a "
+    "query reads the window's counters and the members of the hot spots it returns"
 )
 FORMULA = (
     "heat = reports × growth_factor × reporter_factor × severity; growth = (reports − previous_reports) ÷ "
     "max(previous_reports, 1) against the window before; growth_factor = 1 + 0.5 × clamp(growth, 0, 2); "
-    "reporter_factor = 0.5 + 0.5 × reporters ÷ reports, where reporters estimates distinct reporters as distinct "
-    "(source, address or GPS spot to ~10 m) since case events carry no caller identity; severity = mean urgency "
-    "weight (normal 1, urgent 1.5, emergency 2)"
-)
-REPEAT_RULE = (
-    "two or more reports of the same kind naming the same spot (the address without spaces and punctuation, or a "
-    "GPS point to ~10 m) within the window; after_closing counts reports made after an earlier one of the group "
-    "was closed. The same caller cannot be recognised: case events carry no caller pseudonym."
+    "reporter_factor = 0.5 + 0.5 × reporters ÷ reports, where reporters counts distinct callers by their keyed "
+    "pseudonym, and reports without one as distinct (source, address or GPS spot to ~10 m); severity = mean "
+    "urgency weight (normal 1, urgent 1.5, emergency 2)"
 )
 _EARTH_M = 6_371_000
-_M_PER_DEGREE = 111_320
+_IN_CHUNK = 500  # cells per IN (...) list
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -44,147 +43,133 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * _EARTH_M * math.asin(math.sqrt(a))
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A judged case with where it was reported."""
+@dataclass
+class Tally:
+    """One place and category summed over the window (``current``) and the window before."""
 
-    case: EvaluatedCase
-    address: str | None
-    place_key: str | None
-    lat: float | None
-    lon: float | None
-
-    def member(self) -> Member:
-        c = self.case
-        return Member(
-            case_id=c.case_id,
-            case_number=c.case_number,
-            source=c.source,
-            kind_code=c.kind_code,
-            status=c.status,
-            judged_at=c.judged_at,
-            grid_code=c.grid_code,
-            community_code=c.community_code,
-            address=self.address,
-            lat=self.lat,
-            lon=self.lon,
-        )
-
-    @property
-    def has_point(self) -> bool:
-        return self.lat is not None and self.lon is not None
-
-    def reporter(self) -> tuple[str, str]:
-        """An estimate of who reported: the same source at the same spot is taken for the same reporter."""
-        return self.case.source, self.place_key or self.case.case_id
+    category: str
+    cell: str
+    current: int = 0
+    previous: int = 0
+    severity_sum: float = 0.0
+    kinds: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    reporters: int = 0
 
 
-def _report(case: EvaluatedCase, address: str | None, key: str | None, lat: float | None, lon: float | None) -> Report:
-    return Report(case=case, address=address, place_key=key, lat=lat, lon=lon)
+def window_days(until: datetime, days: int, tz: ZoneInfo) -> tuple[date, date, date]:
+    """First day of the window before, first and last day of the window (local days, the last holds ``until``)."""
+    last = until.astimezone(tz).date()
+    first = last - timedelta(days=days - 1)
+    return first - timedelta(days=days), first, last
 
 
-async def reports_between(session: AsyncSession, since: datetime, until: datetime) -> list[Report]:
-    """Judged cases with a kind in [since, until), with their report's place."""
-    rows = await session.execute(
-        select(EvaluatedCase, ReportPlace.address, ReportPlace.place_key, ReportPlace.lat, ReportPlace.lon)
-        .outerjoin(ReportPlace, ReportPlace.case_id == EvaluatedCase.case_id)
-        .where(
-            EvaluatedCase.judged_at >= since,
-            EvaluatedCase.judged_at < until,
-            EvaluatedCase.kind_code.is_not(None),
-        )
-        .order_by(EvaluatedCase.judged_at, EvaluatedCase.case_id)
+async def tallies(
+    session: AsyncSession, *, level: str, before: date, first: date, last: date, min_reports: int = 1
+) -> dict[tuple[str, str], Tally]:
+    """Places with at least ``min_reports`` reports in [first, last], summed, with their count in [before, first)."""
+    c = hotspot_counts.c
+    reports = func.sum(c.reports)
+    hot = (
+        select(c.category_code, c.cell)
+        .where(c.level == level, c.day >= first, c.day <= last, c.cell != NO_CELL)
+        .group_by(c.category_code, c.cell)
+        .having(reports >= min_reports)
+        .subquery()
     )
-    return [_report(*row) for row in rows.all()]
+    now = case((c.day >= first, 1), else_=0).label("now")
+    sums = [reports, func.sum(c.severity_sum), *(func.sum(c[f"from_{s}"]) for s in SOURCES)]
+    rows = await session.execute(
+        select(c.category_code, c.cell, c.kind_code, now, *sums)
+        .join(hot, (hot.c.category_code == c.category_code) & (hot.c.cell == c.cell))
+        .where(c.level == level, c.day >= before, c.day <= last)
+        .group_by(c.category_code, c.cell, c.kind_code, now)
+    )
+    found: dict[tuple[str, str], Tally] = {}
+    for category, cell, kind, in_window, n, severity, *by_source in rows.all():
+        tally = found.setdefault((category, cell), Tally(category=category, cell=cell))
+        if not in_window:
+            tally.previous += int(n)
+            continue
+        tally.current += int(n)
+        tally.severity_sum += float(severity)
+        if n:
+            tally.kinds[kind] += int(n)
+        for source, k in zip(SOURCES, by_source, strict=True):
+            if k:
+                tally.sources[source] += int(k)
+    return found
 
 
-class _Links:
-    """Union-find over report indexes."""
-
-    def __init__(self, size: int) -> None:
-        self.parent = list(range(size))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def join(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def cluster(reports: Sequence[Report], *, radius_m: float, place_level: str) -> list[list[Report]]:
-    """Group reports of one category that share a place, an address, or lie within the radius of each other."""
-    by_category: dict[str, list[Report]] = defaultdict(list)
-    for report in reports:
-        by_category[report.case.category_code or report.case.kind_code or ""].append(report)
-    clusters: list[list[Report]] = []
-    for group in by_category.values():
-        links = _Links(len(group))
-        first_at: dict[tuple[str, str], int] = {}
-        for i, report in enumerate(group):
-            area = report.case.grid_code if place_level == "grid" else report.case.community_code
-            for key in (("area", area), ("addr", report.place_key if report.address else None)):
-                if key[1] is None:
-                    continue
-                known = first_at.setdefault((key[0], key[1]), i)
-                links.join(known, i)
-        _link_points(group, links, radius_m)
-        members: dict[int, list[Report]] = defaultdict(list)
-        for i, report in enumerate(group):
-            members[links.find(i)].append(report)
-        clusters.extend(members.values())
-    return clusters
+async def count_reporters(
+    session: AsyncSession, found: Sequence[Tally], *, level: str, first: date, last: date
+) -> None:
+    """Distinct reporters of each place in the window, read for the given places only."""
+    r = hotspot_reporters.c
+    by_key = {(t.category, t.cell): t for t in found}
+    cells = sorted({t.cell for t in found})
+    for start in range(0, len(cells), _IN_CHUNK):
+        rows = await session.execute(
+            select(r.category_code, r.cell, func.count(func.distinct(r.reporter)))
+            .where(r.level == level, r.day >= first, r.day <= last, r.reports > 0)
+            .where(r.cell.in_(cells[start : start + _IN_CHUNK]))
+            .group_by(r.category_code, r.cell)
+        )
+        for category, cell, n in rows.all():
+            if (category, cell) in by_key:
+                by_key[(category, cell)].reporters = int(n)
 
 
-def _link_points(group: Sequence[Report], links: _Links, radius_m: float) -> None:
-    """Join reports whose GPS points are within the radius, looking only at neighbouring cells of a radius grid."""
-    points = [i for i, r in enumerate(group) if r.has_point]
-    if not points:
-        return
-    widest = max(abs(group[i].lat or 0.0) for i in points)
-    lat_step = radius_m / _M_PER_DEGREE
-    lon_step = radius_m / (_M_PER_DEGREE * max(math.cos(math.radians(widest)), 0.01))
-    cells: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i in points:
-        r = group[i]
-        assert r.lat is not None and r.lon is not None
-        cell = (math.floor(r.lat / lat_step), math.floor(r.lon / lon_step))
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                for j in cells.get((cell[0] + dy, cell[1] + dx), ()):
-                    other = group[j]
-                    assert other.lat is not None and other.lon is not None
-                    if distance_m(r.lat, r.lon, other.lat, other.lon) <= radius_m:
-                        links.join(i, j)
-        cells[cell].append(i)
-
-
-def heat_of(current: Sequence[Report], previous: int) -> Heat:
-    """The heat index of a cluster's reports in the window, given how many it had in the window before."""
-    n = len(current)
+def heat_of(tally: Tally) -> Heat:
+    """The heat index of a place's reports in the window, given how many it had in the window before."""
+    n, previous = tally.current, tally.previous
     growth = (n - previous) / max(previous, 1)
     growth_factor = 1 + 0.5 * min(max(growth, 0.0), 2.0)
-    reporters = len({r.reporter() for r in current})
-    reporter_factor = 0.5 + 0.5 * reporters / n
-    severity = sum(URGENCY_WEIGHT.get(r.case.urgency, 1.0) for r in current) / n
+    reporter_factor = 0.5 + 0.5 * tally.reporters / n
+    severity = tally.severity_sum / n
     return Heat(
         index=round(n * growth_factor * reporter_factor * severity, 2),
         reports=n,
         previous_reports=previous,
         growth=round(growth, 3),
         growth_factor=round(growth_factor, 3),
-        reporters=reporters,
+        reporters=tally.reporters,
         reporter_factor=round(reporter_factor, 3),
         severity=round(severity, 3),
     )
 
 
-def _centre(current: Sequence[Report]) -> tuple[Point | None, float | None]:
-    located = [(r.lat, r.lon) for r in current if r.lat is not None and r.lon is not None]
+def _rank(pair: tuple[Tally, Heat]) -> tuple[float, int, str, str]:
+    return (-pair[1].index, -pair[0].current, pair[0].category, pair[0].cell)
+
+
+async def candidates(
+    session: AsyncSession, *, level: str, before: date, first: date, last: date, min_reports: int, limit: int
+) -> list[tuple[Tally, Heat]]:
+    """The ``limit`` hottest places with at least ``min_reports`` reports in the window, hottest first.
+
+    Distinct reporters are read in batches, best upper bound first (as if every report came from another
+    reporter), and only until no place left could still enter the top ``limit``.
+    """
+    places = await tallies(session, level=level, before=before, first=first, last=last, min_reports=min_reports)
+    pending = sorted(places.values(), key=lambda t: _rank((t, _bound(t))))
+    ranked: list[tuple[Tally, Heat]] = []
+    for start in range(0, len(pending), _IN_CHUNK):
+        if len(ranked) >= limit and ranked[limit - 1][1].index > _bound(pending[start]).index:
+            break
+        batch = pending[start : start + _IN_CHUNK]
+        await count_reporters(session, batch, level=level, first=first, last=last)
+        ranked = sorted([*ranked, *((t, heat_of(t)) for t in batch)], key=_rank)[:limit]
+    return ranked
+
+
+def _bound(tally: Tally) -> Heat:
+    """The highest heat the place could have: every report from a different reporter."""
+    return heat_of(replace(tally, reporters=tally.current))
+
+
+def _centre(places: Sequence[ReportPlace | None]) -> tuple[Point | None, float | None]:
+    located = [(p.lat, p.lon) for p in places if p is not None and p.lat is not None and p.lon is not None]
     if not located:
         return None, None
     lat = sum(p[0] for p in located) / len(located)
@@ -193,107 +178,57 @@ def _centre(current: Sequence[Report]) -> tuple[Point | None, float | None]:
     return Point(lat=round(lat, 6), lon=round(lon, 6)), round(radius, 1)
 
 
+async def hotspot_of(
+    session: AsyncSession, tally: Tally, heat: Heat, *, level: str, first: date, last: date
+) -> Hotspot:
+    """A ranked place with its member cases (read for the returned hot spots only)."""
+    cell_column = EvaluatedCase.spot_grid if level == "grid" else EvaluatedCase.spot_community
+    rows = await session.execute(
+        select(EvaluatedCase, ReportPlace)
+        .outerjoin(ReportPlace, ReportPlace.case_id == EvaluatedCase.case_id)
+        .where(EvaluatedCase.spot_category == tally.category, cell_column == tally.cell)
+        .where(EvaluatedCase.spot_day >= first, EvaluatedCase.spot_day <= last)
+        .order_by(EvaluatedCase.judged_at, EvaluatedCase.case_id)
+    )
+    members = list(rows.all())
+    names = Counter(c.place_name for c, _ in members if c.place_name)
+    centre, spread = _centre([p for _, p in members])
+    return Hotspot(
+        category_code=tally.category,
+        kind_code=tally.kinds.most_common(1)[0][0],
+        kind_codes=dict(tally.kinds.most_common()),
+        place_code=tally.cell,
+        place_name=names.most_common(1)[0][0] if names else None,
+        centre=centre,
+        radius_m=spread,
+        reports=tally.current,
+        sources=dict(tally.sources.most_common()),
+        first_at=members[0][0].judged_at,
+        last_at=members[-1][0].judged_at,
+        heat=heat,
+        case_ids=[c.case_id for c, _ in members],
+        members=[member_of(c, p) for c, p in members],
+    )
+
+
 async def hotspots(
     session: AsyncSession,
     *,
     until: datetime,
-    window_days: int,
+    days: int,
     min_reports: int,
-    radius_m: float,
     place_level: str,
+    tz: ZoneInfo,
     limit: int,
 ) -> list[Hotspot]:
-    """Clusters with at least ``min_reports`` reports in the window, hottest first."""
-    window = timedelta(days=window_days)
-    since = until - window
-    found: list[Hotspot] = []
-    for members in cluster(
-        await reports_between(session, since - window, until), radius_m=radius_m, place_level=place_level
-    ):
-        current = [r for r in members if r.case.judged_at >= since]
-        if len(current) < min_reports:
-            continue
-        kinds = Counter(r.case.kind_code or "" for r in current)
-        areas = Counter((r.case.grid_code if place_level == "grid" else r.case.community_code) for r in current)
-        area, _ = areas.most_common(1)[0]
-        names = Counter(r.case.place_name for r in current if r.case.place_name)
-        centre, spread = _centre(current)
-        found.append(
-            Hotspot(
-                category_code=current[0].case.category_code or "",
-                kind_code=kinds.most_common(1)[0][0],
-                kind_codes=dict(kinds.most_common()),
-                place_code=area,
-                place_name=names.most_common(1)[0][0] if names else None,
-                centre=centre,
-                radius_m=spread,
-                reports=len(current),
-                sources=dict(Counter(r.case.source for r in current).most_common()),
-                first_at=current[0].case.judged_at,
-                last_at=current[-1].case.judged_at,
-                heat=heat_of(current, len(members) - len(current)),
-                case_ids=[r.case.case_id for r in current],
-                members=[r.member() for r in current],
-            )
-        )
-    found.sort(key=lambda h: (-h.heat.index, -h.reports, h.first_at))
-    return found[:limit]
-
-
-async def repeat_groups(
-    session: AsyncSession, *, since: datetime, until: datetime, min_cases: int, limit: int | None = None
-) -> list[tuple[str, str, int]]:
-    """(kind, place key, cases) of the repeat groups in [since, until), largest first."""
-    n = func.count().label("n")
-    query = (
-        select(EvaluatedCase.kind_code, ReportPlace.place_key, n)
-        .join(ReportPlace, ReportPlace.case_id == EvaluatedCase.case_id)
-        .where(
-            EvaluatedCase.judged_at >= since,
-            EvaluatedCase.judged_at < until,
-            EvaluatedCase.kind_code.is_not(None),
-            ReportPlace.place_key.is_not(None),
-        )
-        .group_by(EvaluatedCase.kind_code, ReportPlace.place_key)
-        .having(func.count() >= min_cases)
-        .order_by(n.desc(), EvaluatedCase.kind_code, ReportPlace.place_key)
+    """Places with at least ``min_reports`` reports in the window, hottest first."""
+    before, first, last = window_days(until, days, tz)
+    ranked = await candidates(
+        session, level=place_level, before=before, first=first, last=last, min_reports=min_reports, limit=limit
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return [(str(kind), str(key), int(count)) for kind, key, count in (await session.execute(query)).all()]
+    return [await hotspot_of(session, tally, heat, level=place_level, first=first, last=last) for tally, heat in ranked]
 
 
-async def repeat_complaints(
-    session: AsyncSession, *, since: datetime, until: datetime, min_cases: int, limit: int
-) -> list[RepeatComplaint]:
-    """The same kind of matter reported again from the same spot, with the cases and what became of them."""
-    found: list[RepeatComplaint] = []
-    for kind, key, _count in await repeat_groups(session, since=since, until=until, min_cases=min_cases, limit=limit):
-        rows = await session.execute(
-            select(EvaluatedCase, ReportPlace.address, ReportPlace.place_key, ReportPlace.lat, ReportPlace.lon)
-            .join(ReportPlace, ReportPlace.case_id == EvaluatedCase.case_id)
-            .where(
-                EvaluatedCase.judged_at >= since,
-                EvaluatedCase.judged_at < until,
-                EvaluatedCase.kind_code == kind,
-                ReportPlace.place_key == key,
-            )
-            .order_by(EvaluatedCase.judged_at, EvaluatedCase.case_id)
-        )
-        members = [_report(*row) for row in rows.all()]
-        closings = [r.case.closed_at for r in members if r.case.closed_at is not None]
-        after = sum(1 for r in members if any(at < r.case.judged_at for at in closings))
-        found.append(
-            RepeatComplaint(
-                kind_code=kind,
-                place=key,
-                address=next((r.address for r in members if r.address), None),
-                cases=len(members),
-                after_closing=after,
-                reopened_rounds=sum(r.case.round for r in members),
-                first_at=members[0].case.judged_at,
-                last_at=members[-1].case.judged_at,
-                members=[r.member() for r in members],
-            )
-        )
-    return found
+def hotspots_per_kind(places: Sequence[Tally]) -> Counter[str]:
+    """How many places each kind leads (the kind most of a place's reports carry)."""
+    return Counter(t.kinds.most_common(1)[0][0] for t in places if t.kinds)

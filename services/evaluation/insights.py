@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation import hotspots as spots
 from services.evaluation.metrics import rate, rate_of, sums
-from services.evaluation.models import CaseReroute, EvaluatedCase
+from services.evaluation.models import CaseReroute, EvaluatedCase, hotspot_counts
 from services.evaluation.periods import Period, parse_period
+from services.evaluation.repeats import repeat_groups
 from services.evaluation.schemas_use import GuideSuggestion, MonthlyIssue, PlaceCount
 from services.evaluation.settings import EvaluationSettings
+from services.evaluation.spots import NO_CELL
 
 MONTHLY_FORMULA = (
     "priority = cases × (1 + clamp(growth, 0, 2)) × (1 + dissatisfaction) × (1 + repeat_share); cases are the "
@@ -44,39 +46,63 @@ def previous_month(month: Period) -> Period:
     return parse_period((month.start - timedelta(days=1)).strftime("%Y-%m"))
 
 
-async def _cases_by_kind(session: AsyncSession, since: datetime, until: datetime) -> dict[str, int]:
+async def _month_counts(
+    session: AsyncSession, first: date, last: date
+) -> tuple[dict[str, Counter[str]], dict[str, str]]:
+    """Reports per kind and street (``NO_CELL``: no street) from the hot-spot counters' street rows; categories."""
+    c = hotspot_counts.c
     rows = await session.execute(
-        select(EvaluatedCase.kind_code, func.count())
-        .where(EvaluatedCase.judged_at >= since, EvaluatedCase.judged_at < until, EvaluatedCase.kind_code.is_not(None))
-        .group_by(EvaluatedCase.kind_code)
+        select(c.kind_code, c.category_code, c.cell, func.sum(c.reports))
+        .where(c.level == "street", c.day >= first, c.day <= last)
+        .group_by(c.kind_code, c.category_code, c.cell)
     )
-    return {str(kind): int(n) for kind, n in rows.all()}
+    found: dict[str, Counter[str]] = defaultdict(Counter)
+    categories: dict[str, str] = {}
+    for kind, category, street, n in rows.all():
+        if n:
+            found[kind][street] += int(n)
+            categories[kind] = category
+    return found, categories
+
+
+async def _examples(session: AsyncSession, kind: str, since: datetime, until: datetime) -> list[str]:
+    rows = await session.execute(
+        select(EvaluatedCase.case_number)
+        .where(EvaluatedCase.kind_code == kind, EvaluatedCase.judged_at >= since, EvaluatedCase.judged_at < until)
+        .order_by(EvaluatedCase.judged_at.desc(), EvaluatedCase.case_id.desc())
+        .limit(5)
+    )
+    return list(reversed(rows.scalars().all()))
 
 
 async def monthly_issues(
     session: AsyncSession, settings: EvaluationSettings, *, month: Period, limit: int
 ) -> list[MonthlyIssue]:
     """The kinds of problem that most deserve proactive work this month (每月一题), with the evidence."""
-    tz = ZoneInfo(settings.timezone)
-    since, until = local_range(month.start, month.end, tz)
+    since, until = local_range(month.start, month.end, ZoneInfo(settings.timezone))
     before = previous_month(month)
-    previous = await _cases_by_kind(session, *local_range(before.start, before.end, tz))
-    reports = await spots.reports_between(session, since, until)
-    by_kind: dict[str, list[spots.Report]] = defaultdict(list)
-    for report in reports:
-        by_kind[report.case.kind_code or ""].append(report)
+    counts, categories = await _month_counts(session, month.start, month.end)
+    previous = {
+        kind: sum(streets.values())
+        for kind, streets in (await _month_counts(session, before.start, before.end))[0].items()
+    }
     repeats: Counter[str] = Counter()
-    for kind, _key, n in await spots.repeat_groups(session, since=since, until=until, min_cases=2):
+    for kind, _key, n in await repeat_groups(session, since=since, until=until, min_cases=2):
         repeats[kind] += n
-    clusters: Counter[str] = Counter()
-    for members in spots.cluster(reports, radius_m=settings.hotspot_radius_m, place_level=settings.hotspot_place_level):
-        if len(members) >= settings.hotspot_min_reports:
-            clusters[Counter(r.case.kind_code or "" for r in members).most_common(1)[0][0]] += 1
+    places = await spots.tallies(
+        session,
+        level=settings.hotspot_place_level,
+        before=month.start,
+        first=month.start,
+        last=month.end,
+        min_reports=settings.hotspot_min_reports,
+    )
+    clusters = spots.hotspots_per_kind(list(places.values()))
     rates = await sums(session, level="kind", grouping="all", date_from=month.start, date_to=month.end)
     counters_of = {key[0]: counters for key, counters in rates.items()}
     issues: list[MonthlyIssue] = []
-    for kind, members in by_kind.items():
-        cases = len(members)
+    for kind, by_street in counts.items():
+        cases = sum(by_street.values())
         if cases < settings.monthly_issue_min_cases:
             continue
         earlier = previous.get(kind, 0)
@@ -85,12 +111,12 @@ async def monthly_issues(
         satisfaction = rate_of("satisfaction_rate", counters) if counters else rate(0, 0)
         dissatisfaction = 1 - satisfaction.value if satisfaction.value is not None else 0.0
         repeat_share = min(1.0, repeats[kind] / cases)
-        streets = Counter(r.case.street_code for r in members if r.case.street_code)
+        streets = Counter({s: n for s, n in by_street.items() if s != NO_CELL})
         issues.append(
             MonthlyIssue(
                 rank=0,
                 kind_code=kind,
-                category_code=members[0].case.category_code,
+                category_code=categories.get(kind),
                 priority=round(cases * (1 + min(max(growth, 0), 2)) * (1 + dissatisfaction) * (1 + repeat_share), 2),
                 cases=cases,
                 previous_cases=earlier,
@@ -103,12 +129,13 @@ async def monthly_issues(
                 repeat_cases=repeats[kind],
                 repeat_share=round(repeat_share, 3),
                 hotspots=clusters[kind],
-                examples=[r.case.case_number for r in members[-5:]],
+                examples=[],
             )
         )
     issues.sort(key=lambda i: (-i.priority, -i.cases, i.kind_code))
-    for position, issue in enumerate(issues, start=1):
+    for position, issue in enumerate(issues[:limit], start=1):
         issue.rank = position
+        issue.examples = await _examples(session, issue.kind_code, since, until)
     return issues[:limit]
 
 

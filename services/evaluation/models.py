@@ -53,6 +53,21 @@ class EvaluatedCase(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     score: Mapped[float | None] = mapped_column(Float)
     score_breakdown: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    caller_key: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed pseudonym, never the phone
+    # What the case added to the hot-spot counters (services/evaluation/spots.py), to take back on change.
+    spot_day: Mapped[date | None] = mapped_column(Date)
+    spot_category: Mapped[str | None] = mapped_column(String(32))
+    spot_kind: Mapped[str | None] = mapped_column(String(32))
+    spot_grid: Mapped[str | None] = mapped_column(String(320))
+    spot_community: Mapped[str | None] = mapped_column(String(320))
+    spot_street: Mapped[str | None] = mapped_column(String(64))
+    spot_reporter: Mapped[str | None] = mapped_column(String(340))
+    spot_severity: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_evaluated_cases_spot_grid", "spot_category", "spot_grid", "spot_day"),
+        Index("ix_evaluated_cases_spot_community", "spot_category", "spot_community", "spot_day"),
+    )
 
 
 class Feedback(Base):
@@ -141,6 +156,36 @@ rollups = Table(
     *(Column(name, Integer, nullable=False, server_default="0") for name in (*INT_COUNTERS, *BUCKET_COLUMNS)),
     *(Column(name, Float, nullable=False, server_default="0") for name in FLOAT_COUNTERS),
     Index("ix_rollups_code", "span", "level", "code", "period_start"),
+)
+
+# Hot-spot counters per level (grid, community, street), category, place cell, local day and kind: what
+# GET /v1/hotspots and the monthly issue list sum. A cell is the area's code, else a GPS square, else the address.
+hotspot_counts = Table(
+    "hotspot_counts",
+    Base.metadata,
+    Column("level", String(16), primary_key=True),
+    Column("category_code", String(32), primary_key=True),
+    Column("cell", String(320), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("kind_code", String(32), primary_key=True),
+    Column("reports", Integer, nullable=False, server_default="0"),
+    Column("severity_sum", Float, nullable=False, server_default="0"),
+    Column("from_hotline", Integer, nullable=False, server_default="0"),
+    Column("from_grid", Integer, nullable=False, server_default="0"),
+    Column("from_town", Integer, nullable=False, server_default="0"),
+    Index("ix_hotspot_counts_day", "level", "day"),
+)
+
+# Reports per reporter (a caller pseudonym, else source and spot) per cell and day: distinct reporters of a window.
+hotspot_reporters = Table(
+    "hotspot_reporters",
+    Base.metadata,
+    Column("level", String(16), primary_key=True),
+    Column("category_code", String(32), primary_key=True),
+    Column("cell", String(320), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("reporter", String(340), primary_key=True),
+    Column("reports", Integer, nullable=False, server_default="0"),
 )
 
 

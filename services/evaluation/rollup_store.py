@@ -1,4 +1,4 @@
-"""Adding to roll-up rows: one upsert statement per change, atomic per row, in the caller's transaction."""
+"""Adding to roll-up rows: one upsert statement per change (per consumer chunk), in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import rollups
 from services.evaluation.rollup import ALL_COLUMNS, RowKey
+from shared.db import write_buffer
 
 
 async def bump(session: AsyncSession, keys: Iterable[RowKey], increments: Mapping[str, float]) -> None:
@@ -18,11 +19,28 @@ async def bump(session: AsyncSession, keys: Iterable[RowKey], increments: Mappin
 
 
 async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
-    """Add increments to rows; rows are written in key order so concurrent writers never deadlock."""
-    names = sorted({name for inc in changes.values() for name, value in inc.items() if value})
-    unknown = set(names) - set(ALL_COLUMNS)
+    """Add increments to rows; inside a consumer chunk they are summed and written once at the chunk's end."""
+    unknown = {name for inc in changes.values() for name in inc} - set(ALL_COLUMNS)
     if unknown:
         raise ValueError(f"unknown roll-up counters {sorted(unknown)}")
+    buffer = write_buffer(session)
+    if buffer is None:
+        await _upsert(session, changes)
+        return
+    _, pending = buffer.merges.setdefault(_MERGE, (_upsert, {}))
+    for key, increments in changes.items():
+        row = pending.setdefault(key, {})
+        for name, value in increments.items():
+            if value:
+                row[name] = row.get(name, 0) + value
+
+
+_MERGE = "evaluation.rollups"
+
+
+async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
+    """One upsert for all rows, written in key order so concurrent writers never deadlock."""
+    names = sorted({name for inc in changes.values() for name, value in inc.items() if value})
     if not names:
         return
     values: list[dict[str, Any]] = [
@@ -40,8 +58,11 @@ async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str,
     ]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(rollups) if dialect == "postgresql" else sqlite.insert(rollups)
-    statement = insert.values(values).on_conflict_do_update(
-        index_elements=["span", "level", "period_start", "code", "kind_code"],
-        set_={name: rollups.c[name] + insert.excluded[name] for name in names},
-    )
-    await session.execute(statement)
+    # A chunk's roll-ups can be many rows: stay well under SQLite's limit of bound parameters per statement.
+    per_statement = max(1, 20_000 // (6 + len(names)))
+    for start in range(0, len(values), per_statement):
+        statement = insert.values(values[start : start + per_statement]).on_conflict_do_update(
+            index_elements=["span", "level", "period_start", "code", "kind_code"],
+            set_={name: rollups.c[name] + insert.excluded[name] for name in names},
+        )
+        await session.execute(statement)

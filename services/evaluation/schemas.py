@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.evaluation.schemas_use import RepeatMark
+
 Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 Respondent = Literal["citizen", "grid_worker", "town"]
 Fault = Literal["unit", "not_unit"]
@@ -135,6 +137,9 @@ class EvaluationRead(BaseModel):
     score: CaseScore
     assignments: list[AssignmentRead]
     feedback: list[FeedbackRead]
+    repeats: list[RepeatMark] = Field(
+        default=[], description="重复投诉: earlier reports of the kind this case repeats, by caller or by place"
+    )
 
 
 def assignment_read(raw: dict[str, Any]) -> AssignmentRead:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +18,7 @@ class Member(BaseModel):
     source: str
     kind_code: str | None
     status: str
+    primary_unit: str | None = None
     judged_at: datetime
     grid_code: str | None
     community_code: str | None
@@ -79,17 +81,30 @@ class HotspotPage(BaseModel):
 
 
 class RepeatComplaint(BaseModel):
-    """The same matter reported again from the same address or spot."""
+    """The same matter reported again by the same caller or from the same address or spot."""
 
+    rule: Literal["same_caller", "same_place"] = Field(description="which rule matched")
     kind_code: str
-    place: str = Field(description="the address (normalised) or GPS spot the reports share")
+    place: str = Field(
+        description="same_place: the address (normalised) or GPS spot the reports share; same_caller: `caller:` and "
+        "the start of the caller's keyed pseudonym (never the phone)"
+    )
     address: str | None
     cases: int
+    units: list[str] = Field(description="the units the cases were sent to: the group is flagged for each")
     after_closing: int = Field(description="reports made after an earlier one of the group was closed")
     reopened_rounds: int
     first_at: datetime
     last_at: datetime
     members: list[Member]
+
+
+class RepeatMark(BaseModel):
+    """This case repeats earlier reports of its kind (重复投诉), flagged for its unit and the centre."""
+
+    rule: Literal["same_caller", "same_place"]
+    repeat_of: list[str] = Field(description="case numbers of the earlier reports, oldest first")
+    window_days: int
 
 
 class RepeatPage(BaseModel):
@@ -99,6 +114,7 @@ class RepeatPage(BaseModel):
     window_from: datetime
     window_to: datetime
     min_cases: int
+    unit: str | None
     rule: str
     items: list[RepeatComplaint]
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation import rollup_store
+from services.evaluation import rollup_store, spots
 from services.evaluation.models import CaseReroute, EvaluatedCase, Feedback, ReportPlace
 from services.evaluation.rollup import bucket_of, keys_for, unit_keys
 from shared.problems import NotFound
@@ -62,40 +62,45 @@ async def lock(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
     ).scalar_one_or_none()
 
 
-async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
+async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime, *, tz: ZoneInfo, cell_m: float) -> None:
     """A judged case enters evaluation (for hot spots even before it is dispatched)."""
+    await spots.serialise(session, data["case_id"])
     if await session.get(EvaluatedCase, data["case_id"]) is not None:
         return
     territory = data.get("territory") or {}
     codes = territory.get("codes") or {}
     names = territory.get("names") or {}
-    session.add(
-        EvaluatedCase(
-            case_id=data["case_id"],
-            case_number=data["case_number"],
-            source=data["source"],
-            kind_code=data.get("kind_code"),
-            judged_kind_code=data.get("kind_code"),
-            category_code=data.get("category_code"),
-            street_code=codes.get("street"),
-            community_code=codes.get("community"),
-            grid_code=codes.get("grid"),
-            place_name=names.get("community") or names.get("street"),
-            urgency=data.get("urgency") or "normal",
-            status=data["status"],
-            judged_at=at,
-            round=0,
-            assignments=[],
-            callback_attempts=0,
-        )
+    case = EvaluatedCase(
+        case_id=data["case_id"],
+        case_number=data["case_number"],
+        source=data["source"],
+        kind_code=data.get("kind_code"),
+        judged_kind_code=data.get("kind_code"),
+        category_code=data.get("category_code"),
+        street_code=codes.get("street"),
+        community_code=codes.get("community"),
+        grid_code=codes.get("grid"),
+        place_name=names.get("community") or names.get("street"),
+        urgency=data.get("urgency") or "normal",
+        status=data["status"],
+        judged_at=at,
+        round=0,
+        assignments=[],
+        callback_attempts=0,
+        caller_key=data.get("caller_key"),
     )
+    session.add(case)
+    await spots.recount(session, case, tz=tz, cell_m=cell_m)
 
 
-async def on_dispatched(session: AsyncSession, data: dict[str, Any], at: datetime, tz: ZoneInfo) -> None:
+async def on_dispatched(
+    session: AsyncSession, data: dict[str, Any], at: datetime, *, tz: ZoneInfo, cell_m: float
+) -> None:
     """A case reached a unit: a new assignment, counted as dispatched for that unit on that day."""
+    await spots.serialise(session, data["case_id"])
     case = await lock(session, data["case_id"])
     if case is None:
-        await on_judged(session, data, at)
+        await on_judged(session, data, at, tz=tz, cell_m=cell_m)
         await session.flush()
         case = await lock(session, data["case_id"])
         assert case is not None
@@ -132,7 +137,9 @@ async def on_dispatched(session: AsyncSession, data: dict[str, Any], at: datetim
     case.signed_at = None
     case.completed_at = None
     case.overdue_counted = False
+    case.caller_key = data.get("caller_key") or case.caller_key
     await add(session, case, len(case.assignments) - 1, dispatched=1)
+    await spots.recount(session, case, tz=tz, cell_m=cell_m)
 
 
 def _reroute(
@@ -282,8 +289,11 @@ def place_key(address: str | None, lat: float | None, lon: float | None) -> str 
     return None
 
 
-async def on_report_received(session: AsyncSession, data: dict[str, Any], at: datetime) -> None:
+async def on_report_received(
+    session: AsyncSession, data: dict[str, Any], at: datetime, *, tz: ZoneInfo, cell_m: float
+) -> None:
     """Where a report was made (address and GPS point); the reporter's personal data is not kept."""
+    await spots.serialise(session, data["id"])
     if await session.get(ReportPlace, data["id"]) is not None:
         return
     location = data.get("location") or {}
@@ -298,6 +308,9 @@ async def on_report_received(session: AsyncSession, data: dict[str, Any], at: da
             received_at=datetime.fromisoformat(received) if received else at,
         )
     )
+    case = await lock(session, data["id"])
+    if case is not None:  # the case was judged first: its cell may now be the report's GPS square or address
+        await spots.recount(session, case, tz=tz, cell_m=cell_m)
 
 
 async def evaluation_of(session: AsyncSession, case_id: str) -> tuple[EvaluatedCase, list[Feedback]]:

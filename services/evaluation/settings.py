@@ -39,6 +39,7 @@ DEFAULT_WEIGHTS = {
     "on_time_completion_rate": 0.1,
 }
 COMPOSITE_PARTS = frozenset(DEFAULT_WEIGHTS)
+DEFAULT_CELL_M = 200.0
 
 
 class EvaluationSettings(ServiceSettings):
@@ -70,7 +71,9 @@ class EvaluationSettings(ServiceSettings):
     # 用 use: hot spots, repeat complaints, 每月一题, the guide
     hotspot_window_days: int = Field(default=7, ge=1, le=90)
     hotspot_min_reports: int = Field(default=3, ge=2)
-    hotspot_radius_m: float = Field(default=200, gt=0, le=5000, description="GPS points this close are one place")
+    hotspot_radius_m: float = Field(
+        default=DEFAULT_CELL_M, gt=0, le=5000, description="side of the square a report located only by GPS falls in"
+    )
     hotspot_place_level: Literal["grid", "community"] = Field(default="grid", description="same area = one place")
     repeat_window_days: int = Field(default=90, ge=1, le=366)
     monthly_issue_min_cases: int = Field(default=5, ge=1)

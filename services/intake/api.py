@@ -6,13 +6,15 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import service
+from services.intake.api_scope import Reader, Reporter, may_report
+from services.intake.group_commit import committer_for
 from services.intake.schemas import BatchAccepted, BatchItem, ReportAccepted, ReportBatch, ReportCreate, ReportRead
 from services.intake.settings import IntakeSettings
 from shared.app import db_session, runtime_of
+from shared.auth import record_access
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -31,27 +33,14 @@ def _settings(request: Request) -> IntakeSettings:
     response_model=ReportAccepted,
     responses={409: {"description": "external_id reused for a different report"}},
 )
-async def create_report(body: ReportCreate, request: Request, response: Response, session: Session) -> ReportAccepted:
+async def create_report(
+    body: ReportCreate, request: Request, response: Response, session: Session, caller: Reporter
+) -> ReportAccepted:
     """Receive a report (接). The same (source, external_id) again returns the first answer."""
-    settings = _settings(request)
-    created = False
-    try:
-        async with session.begin():
-            row = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
-            if row is None:
-                [row] = await service.accept_reports(
-                    session, [body], number_prefix=settings.case_number_prefix, tz=ZoneInfo(settings.timezone)
-                )
-                created = True
-            else:
-                service.check_replay(row, body)
-    except IntegrityError:
-        # Another request with the same external id won the race: answer as a replay of it.
-        async with session.begin():
-            row = await service.find_by_external_id(session, source=body.source, external_id=body.external_id)
-            if row is None:
-                raise
-            service.check_replay(row, body)
+    await may_report(request, caller, [body], batch=False)
+    # Concurrent requests share one transaction (group commit); each is answered after the commit holding it.
+    stored = await committer_for(request).submit(body)
+    row, created = stored.row, stored.created
     if created:
         runtime_of(request).outbox_written()
     else:
@@ -61,7 +50,7 @@ async def create_report(body: ReportCreate, request: Request, response: Response
 
 
 @router.post("/reports/batch", response_model=BatchAccepted)
-async def create_reports(body: ReportBatch, request: Request, session: Session) -> BatchAccepted:
+async def create_reports(body: ReportBatch, request: Request, session: Session, caller: Reporter) -> BatchAccepted:
     """Receive many reports at once; any invalid one refuses the whole batch (422), nothing stored.
 
     Each report is idempotent on (source, external_id) as in ``POST /v1/reports``: a repeat is a replay (200),
@@ -70,6 +59,8 @@ async def create_reports(body: ReportBatch, request: Request, session: Session) 
     settings = _settings(request)
     if len(body.reports) > settings.max_batch_reports:
         raise Problem(f"at most {settings.max_batch_reports} reports per batch", field="reports")
+    await may_report(request, caller, body.reports, batch=True)
+    personal_data = settings.personal_data()
     results: list[BatchItem | None] = [None] * len(body.reports)
     async with session.begin():
         known = await service.find_many(session, [(r.source, r.external_id) for r in body.reports])
@@ -84,6 +75,7 @@ async def create_reports(body: ReportBatch, request: Request, session: Session) 
             [body.reports[i] for i in fresh.values()],
             number_prefix=settings.case_number_prefix,
             tz=ZoneInfo(settings.timezone),
+            personal_data=personal_data,
         )
         for (fresh_key, index), row in zip(fresh.items(), rows, strict=True):
             known[fresh_key] = row
@@ -92,7 +84,7 @@ async def create_reports(body: ReportBatch, request: Request, session: Session) 
             if results[index] is not None:
                 continue
             first = known[(report.source, report.external_id)]
-            if first.fingerprint == service.fingerprint(report):
+            if first.fingerprint == service.fingerprint(report, secret=personal_data.caller_secret):
                 results[index] = BatchItem(index=index, status=200, id=first.id, case_number=first.case_number)
             else:
                 results[index] = BatchItem(
@@ -113,7 +105,10 @@ async def create_reports(body: ReportBatch, request: Request, session: Session) 
 
 
 @router.get("/reports/{report_id}", response_model=ReportRead)
-async def read_report(report_id: str, session: Session) -> ReportRead:
-    """A report with its current case status."""
+async def read_report(report_id: str, request: Request, session: Session, caller: Reader) -> ReportRead:
+    """A report with its current case status; a read of its reporter is audited."""
     async with session.begin():
-        return service.to_read(await service.get_report(session, report_id))
+        view = service.to_read(await service.get_report(session, report_id))
+    if view.reporter is not None:
+        await record_access(request, caller, action="reports:read-reporter", detail={"report_id": view.id})
+    return view

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,7 +33,12 @@ class Report(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     grid_code: Mapped[str | None] = mapped_column(String(64))
-    reporter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The reporter's personal data, sealed (AES-GCM, shared/pii.py); only intake's reveal route opens it.
+    reporter_sealed: Mapped[str | None] = mapped_column(Text)
+    # What may be shown or sent on: name, phone and ID number masked (张*三, 138****1234, 110101********123X).
+    reporter_masked: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    # The caller pseudonym (HMAC of the phone with the shared caller secret) dispatch matches repeat callers by.
+    caller_key: Mapped[str | None] = mapped_column(String(64))
     kind_code: Mapped[str | None] = mapped_column(String(32))
     requested_departments: Mapped[list[str]] = mapped_column(JSON, default=list)
     urgency: Mapped[str | None] = mapped_column(String(16))

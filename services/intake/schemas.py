@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from shared.pii import check_id_number
+
 Source = Literal["hotline", "grid", "town"]
 Urgency = Literal["normal", "urgent", "emergency"]
 
@@ -21,12 +23,22 @@ class Location(BaseModel):
 
 
 class Reporter(BaseModel):
-    """Who reported (personal data)."""
+    """Who reported (personal data: sealed at rest, masked outside intake, revealed only to the hotline)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9\- ]{4,19}$")
+    id_number: str | None = Field(
+        default=None,
+        description="resident ID number (居民身份证号): 17 digits and a check digit or X, checked (GB 11643)",
+        json_schema_extra={"pattern": "^[0-9]{17}[0-9Xx]$"},
+    )
+
+    @field_validator("id_number")
+    @classmethod
+    def _valid_id_number(cls, value: str | None) -> str | None:
+        return check_id_number(value) if value is not None else None
 
 
 class ReportCreate(BaseModel):
@@ -50,6 +62,14 @@ class ReportCreate(BaseModel):
     attachments: list[AnyHttpUrl] = Field(default_factory=list, max_length=20)
     occurred_at: datetime | None = None
 
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_string(cls, value: object) -> object:
+        # The schema says a date-time string: a JSON number (a Unix time?) is refused, not guessed at.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("occurred_at is a date-time string, e.g. 2026-11-26T09:30:00+08:00")
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
@@ -67,10 +87,19 @@ class ReportAccepted(BaseModel):
 
 
 class ReporterMasked(BaseModel):
-    """The reporter as shown outside the hotline: name kept, phone masked (138****1234)."""
+    """The reporter as shown outside the hotline: name 张*三, phone 138****1234, ID number 110101********123X."""
 
     name: str | None
     phone: str | None
+    id_number: str | None = None
+
+
+class ReporterRevealed(BaseModel):
+    """The reporter in full (hotline, staff and admin only; every read is audited)."""
+
+    report_id: str
+    case_number: str
+    reporter: Reporter | None
 
 
 class ReportBatch(BaseModel):

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.guide import CITY_GUIDE
+from shared.pii import (
+    DEVELOPMENT_CALLER_SECRET,
+    DEVELOPMENT_KEYS,
+    Keyring,
+    PersonalData,
+    PersonalDataError,
+)
 from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
     """Settings of the intake service."""
 
-    model_config = SettingsConfigDict(env_prefix="JIESU_INTAKE_", extra="ignore")
+    # A refused setting's error must not print its value: the keys and secrets below are among them.
+    model_config = SettingsConfigDict(env_prefix="JIESU_INTAKE_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = "sqlite+aiosqlite:///var/intake.db"
     case_number_prefix: str = "JS"
@@ -25,24 +32,39 @@ class IntakeSettings(ServiceSettings):
     guide_path: Path = Field(default=CITY_GUIDE, description="the dispatch guide (a city's own file may replace it)")
     jurisdiction_path: Path | None = Field(default=None, description="a GeoJSON jurisdiction; the seed one if unset")
     open311_jurisdiction_id: str = Field(default="jiesu", min_length=1, max_length=100)
-    open311_api_keys_sha256: list[str] = Field(
-        default_factory=list,
-        description="SHA-256 hex digests of the Open311 API keys allowed to post requests (the keys never stored)",
-    )
     open311_publish_all_reports: bool = Field(
         default=False,
         description="list every report in GET requests, not only those posted through Open311 (phone reports may "
         "carry personal data in their text)",
     )
     open311_contact: str = Field(default="12345 政务服务便民热线", max_length=200)
+    pii_keys: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_KEYS),
+        description="AES keys sealing reporters' personal data, `kid:base64key,...` (16/24/32-byte keys); the first "
+        "seals new reports, all open old ones. The default is a public development key, refused elsewhere",
+    )
+    caller_key_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_CALLER_SECRET),
+        description="key of the caller pseudonym (HMAC of the phone) dispatch uses to recognise repeat callers; "
+        "the same value as dispatch's JIESU_DISPATCH_CALLER_KEY_SECRET",
+    )
 
     @model_validator(mode="after")
-    def _open311_keys_are_real(self) -> IntakeSettings:
-        digests = [d.lower() for d in self.open311_api_keys_sha256]
-        if any(len(d) != 64 or any(c not in "0123456789abcdef" for c in d) for d in digests):
-            raise ValueError("open311_api_keys_sha256 holds SHA-256 hex digests (64 hex digits), not keys")
-        placeholders = {hashlib.sha256(s.encode()).hexdigest() for s in PLACEHOLDER_SECRETS}
-        if self.environment != "development" and placeholders & set(digests):
-            raise ValueError("an Open311 API key is a placeholder secret; set a real key outside development")
-        self.open311_api_keys_sha256 = digests
+    def _personal_data_keys_are_real(self) -> IntakeSettings:
+        try:
+            keyring = Keyring.parse(self.pii_keys.get_secret_value())
+        except PersonalDataError as exc:
+            raise ValueError(f"JIESU_INTAKE_PII_KEYS: {exc}") from None
+        if self.environment != "development":
+            if keyring.is_development():
+                raise ValueError("JIESU_INTAKE_PII_KEYS holds the development placeholder key; set real keys")
+            if self.caller_key_secret.get_secret_value() in PLACEHOLDER_SECRETS | {DEVELOPMENT_CALLER_SECRET}:
+                raise ValueError("JIESU_INTAKE_CALLER_KEY_SECRET is a placeholder secret; set dispatch's real one")
         return self
+
+    def personal_data(self) -> PersonalData:
+        """The keyring and caller secret that protect reporters' personal data."""
+        return PersonalData(
+            keyring=Keyring.parse(self.pii_keys.get_secret_value()),
+            caller_secret=self.caller_key_secret.get_secret_value(),
+        )

@@ -119,8 +119,12 @@ class EmbeddedSubscription:
         self.topics = topics
         self.pattern = re.compile(pattern) if pattern else None
         self._cursor: dict[str, int] = {}
+        # The last position this reader's query returned: everything up to it was delivered or is not ours, so a
+        # reader that commits seldom (or never) does not scan the same rows again and again.
+        self._scanned = 0
 
     async def start(self) -> None:
+        self._scanned = 0
         async with reading(self.bus.engine) as conn:
             rows = await conn.execute(
                 select(offsets.c.topic, offsets.c.position).where(offsets.c.group_id == self.group)
@@ -147,6 +151,7 @@ class EmbeddedSubscription:
 
     async def _read(self, max_records: int) -> list[Delivery]:
         low = min((self._cursor.get(t, 0) for t in self.topics), default=0) if self.pattern is None else 0
+        low = max(low, self._scanned)
         committed = offsets.alias("o")
         query = (
             select(messages)
@@ -162,6 +167,9 @@ class EmbeddedSubscription:
         )
         async with reading(self.bus.engine) as conn:
             rows = (await conn.execute(query)).all()
+        if rows:
+            # Positions become visible in order (one writer at a time), so nothing below them can still appear.
+            self._scanned = max(self._scanned, rows[-1].position)
         found: list[Delivery] = []
         for row in rows:
             if row.position <= self._cursor.get(row.topic, 0):
@@ -202,3 +210,4 @@ class EmbeddedSubscription:
 
     async def close(self) -> None:
         self._cursor = {}
+        self._scanned = 0

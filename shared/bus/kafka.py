@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.bus.base import Delivery, OutgoingMessage
+from shared.bus.kafka_security import KafkaSecurity
 from shared.events import CloudEvent, EnvelopeError
 
 log = logging.getLogger("jiesu.kafka")
@@ -21,11 +22,23 @@ log = logging.getLogger("jiesu.kafka")
 class KafkaBus:
     """A bus on an Apache Kafka cluster; CloudEvents in binary mode, key = case id."""
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "jiesu", partitions: int = 3) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "jiesu",
+        partitions: int = 3,
+        publish_timeout: float = 15.0,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security or KafkaSecurity()
         self.client_id = client_id
         self.partitions = partitions
+        self.publish_timeout = publish_timeout
+        self.producers_abandoned = 0
         self._producer: AIOKafkaProducer | None = None
+        self._known_topics: set[str] = set()
 
     async def start(self) -> None:
         pass
@@ -34,6 +47,7 @@ class KafkaBus:
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
+                **self.security.client_options(),
                 client_id=self.client_id,
                 enable_idempotence=True,
                 acks="all",
@@ -58,28 +72,66 @@ class KafkaBus:
                 log.warning(
                     "Kafka producer did not stop in 10 s (broker unreachable?); unsent messages stay in the outbox"
                 )
+                await _abandon(producer)
 
     async def publish(self, batch: Sequence[OutgoingMessage]) -> None:
+        """Publish and wait for every acknowledgement; past ``publish_timeout`` drop the producer and raise."""
         if not batch:
             return
-        producer = await self._producer_started()
         acks: list[asyncio.Future[Any]] = []
-        for message in batch:
-            acks.append(
-                await producer.send(
-                    message.topic,
-                    value=message.event.body(),
-                    key=message.key.encode(),
-                    headers=message.event.headers(),
-                )
-            )
-        await asyncio.gather(*acks)
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self._ensure_known({message.topic for message in batch})
+                producer = await self._producer_started()
+                for message in batch:
+                    acks.append(
+                        await producer.send(
+                            message.topic,
+                            value=message.event.body(),
+                            key=message.key.encode(),
+                            headers=message.event.headers(),
+                        )
+                    )
+                await asyncio.gather(*acks)
+        except BaseException:
+            # A producer that could not deliver keeps every unacknowledged batch and retries it for as long as the
+            # broker is away, so each failed attempt would add one more batch to its memory. The caller still holds
+            # these events (the outbox) and will publish them again: drop the producer with its buffer, start anew.
+            await self.abandon_producer()
+            for ack in acks:  # nobody waits for these any more
+                ack.cancel()
+            raise
+
+    async def abandon_producer(self) -> None:
+        """Drop the producer and everything it still buffers; the next publish starts a fresh one."""
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            self.producers_abandoned += 1
+            await _abandon(producer)
+
+    def buffered_messages(self) -> int:
+        """How many messages the current producer holds unacknowledged (0 without a producer)."""
+        if self._producer is None:
+            return 0
+        accumulator = self._producer._message_accumulator
+        queued = [batch for batches in accumulator._batches.values() for batch in batches]
+        return sum(int(batch.record_count) for batch in [*queued, *accumulator._pending_batches])
+
+    async def _ensure_known(self, topics: set[str]) -> None:
+        # Create topics before the first message, with this bus's partition count: a broker that auto-creates
+        # them would use its own default (often one partition, which no consumer group can share).
+        unknown = topics - self._known_topics
+        if unknown:
+            await self.ensure_topics(sorted(unknown))
+            self._known_topics |= unknown
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create topics that do not exist yet (brokers may also auto-create them)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id)
-        await admin.start()
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id, **self.security.client_options()
+        )
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
@@ -111,6 +163,7 @@ class KafkaSubscription:
             await self.bus.ensure_topics(self.topics)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bus.bootstrap_servers,
+            **self.bus.security.client_options(),
             client_id=self.bus.client_id,
             group_id=self.group,
             enable_auto_commit=False,
@@ -159,6 +212,19 @@ class KafkaSubscription:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+
+async def _abandon(producer: AIOKafkaProducer) -> None:
+    """Close a producer without flushing: what it still buffers is dropped instead of waiting for the broker."""
+    # aiokafka has no public abort: stop() waits until every buffered batch is delivered, which never happens
+    # while the broker is away. Stopping the sender task and the connections ourselves leaves the buffered
+    # batches with nothing referring to them, so their memory goes with the producer.
+    producer._closed = True
+    try:
+        await asyncio.wait_for(producer._sender.close(), timeout=5)
+    except Exception as error:
+        log.warning("abandoned Kafka producer's sender did not stop cleanly: %r", error)
+    await producer.client.close()
 
 
 def _unreadable(record: Any) -> CloudEvent:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.procs import auth_headers
 from tests.helpers import eventually
 
 REPORTS: list[dict[str, Any]] = [
@@ -44,7 +45,7 @@ async def drive_to_closed(
     intake: str, dispatch: str, evaluation: str, *, timeout: float = 60.0
 ) -> list[dict[str, Any]]:
     """Post one report per source; sign, complete, call back; return the closed cases."""
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
         accepted = []
         for report in REPORTS:
             answer = await http.post(f"{intake}/v1/reports", json=report | {"external_id": uuid.uuid4().hex})

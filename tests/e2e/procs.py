@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,9 +15,20 @@ from pathlib import Path
 
 import httpx
 
+from shared.auth.roles import ROLES
+from shared.auth.settings import AuthSettings
+from shared.auth.tokens import sign
 from shared.guide import SEED_GUIDE
 
 ROOT = Path(__file__).resolve().parents[2]
+# The processes accept tokens signed with this test-only secret; `auth_headers()` makes one for the clients.
+JWT_SECRET = "e2e-only-secret-of-the-jiesu-test-processes"
+
+
+def auth_headers(role: str = "admin", **scope: list[str]) -> dict[str, str]:
+    """Headers with a signed token of a role (admin by default) that the test processes accept."""
+    token = sign({"sub": f"e2e-{role}", "role": role, **scope}, AuthSettings(jwt_secret=JWT_SECRET))
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
@@ -34,7 +46,16 @@ class Proc:
         self.args = args
         self.log = log
         # The seed guide unless the test brings its own: the tests name its kinds and units.
-        self.env = {**os.environ, "JIESU_DISPATCH_GUIDE_PATH": str(SEED_GUIDE), **env}
+        # A credential store beside the log (`up` keeps its own under --var) and the test token secret.
+        self.env = {
+            **os.environ,
+            "JIESU_DISPATCH_GUIDE_PATH": str(SEED_GUIDE),
+            "JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{log.parent.resolve() / 'auth.db'}",
+            "JIESU_AUTH_JWT_SECRET": JWT_SECRET,
+            # Tests poll fast; the rate limit has its own tests.
+            "JIESU_AUTH_RATE_PER_SECOND": json.dumps(dict.fromkeys(ROLES, 100_000)),
+            **env,
+        }
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:

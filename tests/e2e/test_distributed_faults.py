@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.procs import Proc, free_port, processes, wait_ready
+from tests.e2e.procs import Proc, auth_headers, free_port, processes, wait_ready
 from tests.helpers import eventually
 
 
@@ -35,7 +35,7 @@ async def test_killing_services_and_relays_under_load_loses_and_doubles_nothing(
     with processes(*procs.values()):
         for name in ("intake", "dispatch", "evaluation"):
             wait_ready(urls[name], proc=procs[name])
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             for round_number, victim in enumerate(victims):
                 for n in range(15):
                     body = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.journey import check_closed, drive_to_closed
-from tests.e2e.procs import Proc, free_port, processes, wait_ready
+from tests.e2e.procs import Proc, auth_headers, free_port, processes, wait_ready
 from tests.helpers import eventually
 
 
@@ -25,7 +25,7 @@ async def test_reports_from_all_three_sources_reach_closed(tmp_path: Path) -> No
         for url in (intake, dispatch, evaluation):
             wait_ready(url, proc=proc)
         check_closed(await drive_to_closed(intake, dispatch, evaluation))
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(headers=auth_headers()) as http:
             metrics = (await http.get(f"{evaluation}/v1/metrics", params={"grouping": "all"})).json()
         assert sum(row["feedback"] for row in metrics["items"]) == 3
 
@@ -35,7 +35,7 @@ async def test_reports_accepted_before_a_kill_are_all_dispatched_after_restart(t
     accepted: list[str] = []
     with processes(proc):
         wait_ready(intake, proc=proc)
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             for n in range(40):
                 answer = await http.post(
                     f"{intake}/v1/reports",
@@ -51,7 +51,7 @@ async def test_reports_accepted_before_a_kill_are_all_dispatched_after_restart(t
     again = Proc(proc.args, log=tmp_path / "up-again.log", env={})
     with processes(again):
         wait_ready(dispatch, proc=again)
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
 
             async def all_dispatched() -> int | None:
                 page = (await http.get(f"{dispatch}/v1/cases", params={"limit": 500})).json()

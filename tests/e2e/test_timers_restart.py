@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from shared.guide import SEED_GUIDE
-from tests.e2e.procs import Proc, free_port, processes, wait_ready
+from tests.e2e.procs import Proc, auth_headers, free_port, processes, wait_ready
 from tests.helpers import eventually
 
 SECONDS = 1 / 3600
@@ -39,7 +39,7 @@ async def test_timers_due_while_the_process_was_dead_fire_once_after_restart(tmp
     first = Proc(args, log=tmp_path / "first.log", env=env)
     with processes(first):
         wait_ready(dispatch, proc=first)
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             body = {"source": "hotline", "external_id": uuid.uuid4().hex, "content": "路灯坏了一直不亮"}
             case_id = (await http.post(f"{intake}/v1/reports", json=body)).json()["id"]
 
@@ -67,7 +67,7 @@ async def test_timers_due_while_the_process_was_dead_fire_once_after_restart(tmp
     second = Proc(args, log=tmp_path / "second.log", env=env)
     with processes(second):
         wait_ready(dispatch, proc=second)
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
 
             async def all_fired() -> Counter[tuple[str, str]] | None:
                 seen = await timer_actions(http)
@@ -78,6 +78,6 @@ async def test_timers_due_while_the_process_was_dead_fire_once_after_restart(tmp
     with processes(third):
         wait_ready(dispatch, proc=third)
         await asyncio.sleep(2)
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             assert await timer_actions(http) == expected
             assert (await http.get(f"{dispatch}/v1/cases/{case_id}/timeline")).json()["verified"] is True

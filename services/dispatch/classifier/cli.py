@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.dispatch.classifier.data import MESSAGE_COLUMNS, DataError, read_messages, read_table
+from services.dispatch.classifier.data import (
+    MESSAGE_COLUMNS,
+    DataError,
+    Message,
+    parse_messages,
+    read_messages,
+    read_table,
+)
 from services.dispatch.classifier.labels import LabelError
 from shared.guide import SEED_GUIDE, Guide, load_guide
 
@@ -20,6 +28,7 @@ if TYPE_CHECKING:  # numpy is imported by the commands that need it, not by ever
 CITY_GUIDE = SEED_GUIDE.with_name("city_guide.json")
 OUTPUT_COLUMNS = ("domain", "category", "kind", "confidence", "decision")
 BAD_INPUT = 2
+API_KEY_ENV = "JIESU_API_KEY"
 
 
 def _say(message: str) -> None:
@@ -68,8 +77,42 @@ def _described(path: Path) -> str:
     return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:16]})"
 
 
+def _is_url(where: str) -> bool:
+    return where.startswith(("http://", "https://"))
+
+
+def fetch_examples(where: str, *, api_key: str | None) -> tuple[list[Message], str]:
+    """Labelled examples from a CSV file or URL (e.g. dispatch's /v1/labelled-examples), and how to name them."""
+    if not _is_url(where):
+        return read_messages(Path(where), labelled=True), _described(Path(where))
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        answer = httpx.get(where, headers=headers, timeout=60, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise _Refused(f"cannot fetch {where}: {exc}") from exc
+    if answer.status_code in (401, 403):
+        raise _Refused(f"{where} refused the credentials ({answer.status_code}): pass --api-key or set {API_KEY_ENV}")
+    if answer.status_code != 200:
+        raise _Refused(f"{where} answered {answer.status_code}: {answer.text[:200]}")
+    digest = hashlib.sha256(answer.content).hexdigest()[:16]
+    return parse_messages(answer.text, name=where), f"{where} (sha256 {digest})"
+
+
+def _examples(args: argparse.Namespace) -> tuple[list[Message], list[str]]:
+    extra: list[Message] = []
+    sources: list[str] = []
+    for where in args.labelled_examples or []:
+        rows, described = fetch_examples(str(where), api_key=args.api_key or os.environ.get(API_KEY_ENV))
+        _say(f"read {len(rows)} labelled examples from {where}")
+        extra += rows
+        sources.append(described)
+    return extra, sources
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train from a labelled CSV file, or from the guide alone."""
+    """Train from a labelled CSV file, or from the guide alone; either with people's labelled examples added."""
     from services.dispatch.classifier.train import train, train_guide_only
 
     if args.guide_only == bool(args.data):
@@ -78,14 +121,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise _Refused("--include-guide adds the guide to --data; --guide-only already trains on the guide alone")
     guide, guide_path = resolve_guide(args.guide)
     _say(f"guide {guide_path}: {guide.name} {guide.version} ({len(guide.kinds)} kinds)")
+    extra, extra_sources = _examples(args)
+    added = "".join(f", examples {s}" for s in extra_sources)
     started = time.perf_counter()
     if args.guide_only:
-        model = train_guide_only(guide, source=_described(guide_path), progress=_say)
+        model = train_guide_only(guide, extra=extra, source=_described(guide_path) + added, progress=_say)
     else:
         messages = read_messages(Path(args.data), labelled=True)
         _say(f"read {len(messages)} rows from {args.data}")
-        source = f"{_described(Path(args.data))}, guide {_described(guide_path)}"
-        model = train(messages, guide, include_guide=args.include_guide, source=source, progress=_say)
+        source = f"{_described(Path(args.data))}, guide {_described(guide_path)}{added}"
+        model = train(messages, guide, include_guide=args.include_guide, extra=extra, source=source, progress=_say)
     path = model.save(Path(args.out))
     _say(f"trained in {time.perf_counter() - started:.1f}s; saved {path} ({_size(path)})")
     return 0
@@ -198,6 +243,14 @@ def add_model_commands(sub: Any) -> None:
     train.add_argument("--guide-only", action="store_true", help="train on the guide's own texts (kind level)")
     train.add_argument("--guide", type=Path, help="guide file (default: the city guide if valid, else the seed)")
     train.add_argument("--include-guide", action="store_true", help="add the guide's texts to --data")
+    train.add_argument(
+        "--labelled-examples",
+        action="append",
+        metavar="PATH_OR_URL",
+        help="add people's triage decisions (CSV id, subject, detail, label; e.g. dispatch's "
+        "/v1/labelled-examples) at the model's level or finer; repeatable",
+    )
+    train.add_argument("--api-key", help=f"credential for --labelled-examples URLs (default: ${API_KEY_ENV})")
     train.add_argument("--out", type=Path, required=True, help="model path (.npz, with a .json beside it)")
     train.set_defaults(run=_guarded(cmd_train))
 

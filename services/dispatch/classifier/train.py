@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from services.dispatch.classifier.data import Message
 from services.dispatch.classifier.features import FeatureConfig, Featurizer
-from services.dispatch.classifier.labels import LEVELS, Level, Taxonomy, guide_rows, rows_at_level
+from services.dispatch.classifier.labels import LEVELS, LabelError, Level, Taxonomy, guide_rows, rows_at_level
 from services.dispatch.classifier.metrics import Report, score
 from services.dispatch.classifier.model import Head, LinearWeights, Model
 from shared.guide import Guide
@@ -273,17 +273,30 @@ def _oof_summary(
 
 
 def _labelled_docs(
-    messages: Sequence[Message], guide: Guide, *, include_guide: bool
+    messages: Sequence[Message], guide: Guide, *, include_guide: bool, extra: Sequence[Message] = ()
 ) -> tuple[Level, Taxonomy, list[Doc], list[str]]:
     taxonomy = Taxonomy.from_guide(guide)
     level, mapping = taxonomy.detect(m.label for m in messages)
     docs = [(m.subject, m.detail) for m in messages]
     targets = [mapping[m.label.strip()] for m in messages]
     if include_guide:
-        extra = rows_at_level(guide_rows(guide), taxonomy, level)
-        docs += [(s, d) for s, d, _ in extra]
-        targets += [code for _, _, code in extra]
+        rows = rows_at_level(guide_rows(guide), taxonomy, level)
+        docs += [(s, d) for s, d, _ in rows]
+        targets += [code for _, _, code in rows]
+    for s, d, code in extra_rows(extra, taxonomy, level):
+        docs.append((s, d))
+        targets.append(code)
     return level, taxonomy, docs, targets
+
+
+def extra_rows(extra: Sequence[Message], taxonomy: Taxonomy, level: Level) -> list[tuple[str, str, str]]:
+    """People's labelled decisions as rows at the model's level (a kind label counts for its category or domain)."""
+    if not extra:
+        return []
+    found, mapping = taxonomy.detect(m.label for m in extra)
+    if LEVELS.index(found) < LEVELS.index(level):
+        raise LabelError(f"the extra labelled examples are {found} labels; a {level} model needs {level} or finer")
+    return [(m.subject, m.detail, taxonomy.up(mapping[m.label.strip()], level=found, to=level)) for m in extra]
 
 
 def train(
@@ -291,18 +304,23 @@ def train(
     guide: Guide,
     *,
     include_guide: bool = False,
+    extra: Sequence[Message] = (),
     config: TrainConfig = MESSAGES_CONFIG,
     source: str = "",
     progress: Progress = _quiet,
 ) -> Model:
-    """Learn at the level of the messages' labels (domain, category or kind of the guide, by code or name)."""
-    level, taxonomy, docs, targets = _labelled_docs(messages, guide, include_guide=include_guide)
+    """Learn at the level of the messages' labels (domain, category or kind of the guide, by code or name).
+
+    ``extra`` adds labelled examples (people's triage decisions) at that level or finer.
+    """
+    level, taxonomy, docs, targets = _labelled_docs(messages, guide, include_guide=include_guide, extra=extra)
     progress(f"labels are {level} codes or names of {taxonomy.source}: {len(set(targets))} distinct")
     meta = {
         "training_data": {
             "kind": "labelled messages" + (" + guide texts" if include_guide else ""),
             "source": source,
             "rows": len(messages),
+            "extra_rows": len(extra),
             "guide": taxonomy.source,
         }
     }
@@ -310,17 +328,24 @@ def train(
 
 
 def train_guide_only(
-    guide: Guide, *, config: TrainConfig = GUIDE_CONFIG, source: str = "", progress: Progress = _quiet
+    guide: Guide,
+    *,
+    extra: Sequence[Message] = (),
+    config: TrainConfig = GUIDE_CONFIG,
+    source: str = "",
+    progress: Progress = _quiet,
 ) -> Model:
-    """Learn kinds from the guide's own texts (examples, keywords, names, descriptions)."""
-    rows = guide_rows(guide)
+    """Learn kinds from the guide's own texts (examples, keywords, names, descriptions) and ``extra`` kind rows."""
     taxonomy = Taxonomy.from_guide(guide)
+    rows = guide_rows(guide) + extra_rows(extra, taxonomy, "kind")
     progress(f"guide {taxonomy.source}: {len(rows)} texts for {len(guide.kinds)} kinds")
     meta = {
         "training_data": {
-            "kind": "guide texts only (each kind's examples, keywords, name and description)",
+            "kind": "guide texts (each kind's examples, keywords, name and description)"
+            + (" + labelled examples" if extra else ""),
             "source": source,
             "rows": len(rows),
+            "extra_rows": len(extra),
             "guide": taxonomy.source,
         }
     }

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from services.intake.open311 import feed, submit
+from services.intake.open311.api_auth import Poster, Reader
 from services.intake.open311.context import Context, lifespan
 from services.intake.open311.documents import (
     Discovery,
@@ -26,6 +27,7 @@ from services.intake.open311.forms import FORM_SCHEMA, FORM_TYPE
 from services.intake.open311.render import JSON_TYPE, XML_TYPE, Open311Error, answer
 from services.intake.open311.routing import Open311Route, link_methods
 from shared.app import db_session, runtime_of
+from shared.auth import record_access
 from shared.events import utcnow
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -39,11 +41,13 @@ _DATE_TIME: dict[str, Any] = {"format": "date-time"}
 _XML: dict[str, Any] = {"text/xml": {"schema": {"type": "string", "description": "the same document in XML"}}}
 _REASONS = {
     400: "a parameter is missing or invalid",
-    403: "api_key missing or invalid",
+    401: "api_key (or an Authorization bearer credential) missing or invalid",
+    403: "the credential's role may not do this",
     404: "jurisdiction_id, format or the thing asked for not found",
     405: "method not allowed (Allow names those that are)",
     409: "the Idempotency-Key was used for a different request",
     415: "the body is not form-encoded",
+    429: "the credential's rate limit is spent; Retry-After says when to try again",
 }
 
 
@@ -51,7 +55,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The answers of a route: the document in JSON or XML, and the errors list for each refusal."""
     refusals: dict[int | str, dict[str, Any]] = {
         status: {"model": list[ErrorItem], "description": _REASONS[status], "content": _XML}
-        for status in (400, 404, 405, *statuses)
+        for status in (400, 401, 403, 404, 405, 429, *statuses)
     }
     # Any other 4xx is the errors list too; naming the range keeps FastAPI from promising a 422 never sent.
     refusals["4XX"] = {"model": list[ErrorItem], "description": "another refusal, as the errors list", "content": _XML}
@@ -59,7 +63,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 @router.get("/discovery.{response_format}", response_model=Discovery, responses=documented())
-async def discovery(response_format: Format, request: Request, ctx: Context) -> Response:
+async def discovery(response_format: Format, request: Request, ctx: Context, _caller: Reader) -> Response:
     """Where this GeoReport endpoint is, its formats, and whom to ask for an API key."""
     changed = ctx.catalogue.changed_at
     endpoint = Endpoint(
@@ -79,13 +83,13 @@ async def discovery(response_format: Format, request: Request, ctx: Context) -> 
 
 
 @router.get("/services.{response_format}", response_model=list[Service], responses=documented())
-async def services(response_format: Format, ctx: Context) -> Response:
+async def services(response_format: Format, ctx: Context, _caller: Reader) -> Response:
     """Every kind (种) of the dispatch guide as a service, grouped by category (类)."""
     return answer(response_format, "services", ctx.catalogue.services)
 
 
 @router.get("/services/{service_code}.{response_format}", response_model=ServiceDefinition, responses=documented())
-async def service_definition(service_code: str, response_format: Format, ctx: Context) -> Response:
+async def service_definition(service_code: str, response_format: Format, ctx: Context, _caller: Reader) -> Response:
     """The attributes a service asks for."""
     definition = ctx.catalogue.definitions.get(service_code)
     if definition is None:
@@ -96,7 +100,7 @@ async def service_definition(service_code: str, response_format: Format, ctx: Co
 @router.post(
     "/requests.{response_format}",
     response_model=list[RequestCreated],
-    responses=documented(403, 409, 415),
+    responses=documented(409, 415),
     openapi_extra={"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": FORM_SCHEMA}}}},
 )
 async def post_request(
@@ -104,6 +108,7 @@ async def post_request(
     request: Request,
     session: Session,
     ctx: Context,
+    caller: Poster,
     key_in_query: Annotated[str | None, Security(query_key)] = None,
     idempotency_key: Annotated[
         str | None,
@@ -116,7 +121,8 @@ async def post_request(
 ) -> Response:
     """Post a request (form-encoded). It becomes an ordinary hotline report; a retry returns the first answer."""
     fields, attributes = submit.read_form(await request.body(), request.headers.get("content-type"))
-    client = submit.client_of(fields.get("api_key") or key_in_query, ctx.settings.open311_api_keys_sha256)
+    # The key (form, query or Authorization) was checked by the guard; its id tags the client.
+    client = caller.credential_id
     form = submit.parse_form(fields)
     if form.jurisdiction_id is not None and form.jurisdiction_id != ctx.settings.open311_jurisdiction_id:
         raise Open311Error(404, f"jurisdiction_id {form.jurisdiction_id} not found")
@@ -126,18 +132,23 @@ async def post_request(
     request_type = submit.chosen_request_type(ctx.catalogue.definitions[kind.code], attributes)
     submit.check_location(form)
     day = utcnow().astimezone(ctx.tz).strftime("%Y%m%d")
+    prefix, personal = ctx.settings.case_number_prefix, ctx.settings.personal_data()
     external = submit.external_id(
-        client=client, idempotency_key=idempotency_key, form=form, attributes=attributes, day=day
+        client=client,
+        idempotency_key=idempotency_key,
+        form=form,
+        attributes=attributes,
+        day=day,
+        secret=personal.caller_secret,
     )
     report = submit.to_report(form, kind, request_type=request_type, external=external)
-    prefix = ctx.settings.case_number_prefix
     try:
         async with session.begin():
-            row, created = await submit.store(session, report, number_prefix=prefix, tz=ctx.tz)
+            row, created = await submit.store(session, report, number_prefix=prefix, tz=ctx.tz, personal_data=personal)
     except IntegrityError:
         # The same request arrived twice at once and the other one was stored first: answer with it.
         async with session.begin():
-            row, created = await submit.store(session, report, number_prefix=prefix, tz=ctx.tz)
+            row, created = await submit.store(session, report, number_prefix=prefix, tz=ctx.tz, personal_data=personal)
     if created:
         runtime_of(request).outbox_written()
     assert row.case_number is not None
@@ -154,8 +165,10 @@ async def post_request(
 @router.get("/requests.{response_format}", response_model=list[ServiceRequest], responses=documented())
 async def list_requests(
     response_format: Format,
+    request: Request,
     session: Session,
     ctx: Context,
+    caller: Reader,
     service_request_id: Annotated[
         str | None, Query(max_length=40_000, description="comma-delimited ids; overrides every other filter")
     ] = None,
@@ -188,6 +201,7 @@ async def list_requests(
     async with session.begin():
         rows = await feed.find(session, filters, publish_all=ctx.settings.open311_publish_all_reports)
     found = [feed.as_request(row, ctx.catalogue, tz=ctx.tz) for row in rows]
+    await record_access(request, caller, action="open311:read-requests", detail={"count": len(found)})
     return answer(response_format, "service_requests", found)
 
 
@@ -196,17 +210,20 @@ async def list_requests(
     response_model=list[ServiceRequest],
     responses=documented(),
 )
-async def read_request(service_request_id: str, response_format: Format, session: Session, ctx: Context) -> Response:
+async def read_request(
+    service_request_id: str, response_format: Format, request: Request, session: Session, ctx: Context, caller: Reader
+) -> Response:
     """One request (as a list of one, as the spec answers)."""
     async with session.begin():
         row = await feed.find_one(
             session, publish_all=ctx.settings.open311_publish_all_reports, report_id=service_request_id
         )
+    await record_access(request, caller, action="open311:read-requests", detail={"report_id": row.id})
     return answer(response_format, "service_requests", [feed.as_request(row, ctx.catalogue, tz=ctx.tz)])
 
 
 @router.get("/tokens/{token}.{response_format}", response_model=list[TokenAnswer], responses=documented())
-async def read_token(token: str, response_format: Format, session: Session, ctx: Context) -> Response:
+async def read_token(token: str, response_format: Format, session: Session, ctx: Context, _caller: Reader) -> Response:
     """The request id behind a token (the case number a posted request was given)."""
     async with session.begin():
         row = await feed.find_one(session, publish_all=ctx.settings.open311_publish_all_reports, token=token)

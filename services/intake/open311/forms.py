@@ -34,7 +34,12 @@ class RequestForm(BaseModel):
     last_name: str | None = Field(default=None, max_length=49)
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9\- ]{4,19}$")
     description: str | None = Field(default=None, max_length=4000)
-    media_url: AnyHttpUrl | None = Field(default=None, description="a photo or other media (http or https)")
+    media_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="a photo or other media (http or https)",
+        # `format: uri` alone admits any scheme (`urn:x`); the document says which ones are taken.
+        json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+"},
+    )
 
 
 def _without_null(schema: Any) -> Any:

@@ -21,6 +21,7 @@ from services.intake.open311.forms import BLANK, FORM_TYPE, RequestForm
 from services.intake.open311.render import Open311Error
 from services.intake.schemas import Location, ReportCreate, Reporter
 from shared.guide import Kind
+from shared.pii import PersonalData
 
 EXTERNAL_PREFIX = "open311:"
 _ATTRIBUTE = re.compile(r"attribute\[([^\]]+)\]")
@@ -119,19 +120,21 @@ def reporter_name(first: str | None, last: str | None) -> str | None:
 
 
 def external_id(
-    *, client: str, idempotency_key: str | None, form: RequestForm, attributes: dict[str, str], day: str
+    *, client: str, idempotency_key: str | None, form: RequestForm, attributes: dict[str, str], day: str, secret: str
 ) -> str:
     """The report's external id: the client's Idempotency-Key if sent, else a digest of what was sent that day.
 
     Either way a retry of the same request finds the first report; the digest covers the device and account
     ids, every field and attribute, and the centre's calendar day, so the same text sent again tomorrow is a
-    new report (dispatch merges true duplicates).
+    new report (dispatch merges true duplicates). The digest is keyed (HMAC with the caller secret): the form
+    holds the reporter's name and phone, which a plain digest would give away to anyone trying every number.
     """
     if idempotency_key is not None:
         return f"{EXTERNAL_PREFIX}{client}:key:{idempotency_key}"
     sent = {"form": form.model_dump(mode="json", exclude={"api_key"}), "attributes": attributes, "day": day}
     canonical = json.dumps(sent, sort_keys=True, ensure_ascii=False)
-    return f"{EXTERNAL_PREFIX}{client}:{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
+    digest = hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    return f"{EXTERNAL_PREFIX}{client}:{digest[:40]}"
 
 
 def to_report(form: RequestForm, kind: Kind, *, request_type: str | None, external: str) -> ReportCreate:
@@ -161,7 +164,7 @@ def _form_field(loc: tuple[int | str, ...]) -> str:
 
 
 async def store(
-    session: AsyncSession, report: ReportCreate, *, number_prefix: str, tz: ZoneInfo
+    session: AsyncSession, report: ReportCreate, *, number_prefix: str, tz: ZoneInfo, personal_data: PersonalData
 ) -> tuple[Report, bool]:
     """The report stored (and announced) once, as ``POST /v1/reports`` does; True when it is new.
 
@@ -170,9 +173,11 @@ async def store(
     """
     row = await service.find_by_external_id(session, source=report.source, external_id=report.external_id)
     if row is None:
-        [row] = await service.accept_reports(session, [report], number_prefix=number_prefix, tz=tz)
+        [row] = await service.accept_reports(
+            session, [report], number_prefix=number_prefix, tz=tz, personal_data=personal_data
+        )
         return row, True
-    if row.fingerprint != service.fingerprint(report):
+    if row.fingerprint != service.fingerprint(report, secret=personal_data.caller_secret):
         raise Open311Error(
             409, f"this Idempotency-Key was already used for a different request ({row.case_number}); use a new key"
         )

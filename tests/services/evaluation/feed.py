@@ -39,7 +39,7 @@ class Evaluation:
 
     async def send(self, event: CloudEvent) -> None:
         """Hand one event to the consumer that would receive it, in its own transaction."""
-        specs = consumer_specs("", ZoneInfo(self.settings.timezone))
+        specs = consumer_specs("", ZoneInfo(self.settings.timezone), cell_m=self.settings.hotspot_radius_m)
         spec = next((s for s in specs if event.type in s.handlers), specs[0])
         topic = spec.topics[0]
         delivery = Delivery(topic=topic, partition=0, offset=0, key=event.subject, event=event)

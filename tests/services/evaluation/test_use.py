@@ -53,15 +53,16 @@ async def test_reports_of_one_place_and_problem_cluster_across_sources_and_wordi
         await reported(evaluation, "K0201", UNTIL - timedelta(days=1), source="town", urgency="urgent", grid=grid),
     ]
     await reported(evaluation, "K0501", UNTIL - timedelta(days=1), grid=grid)  # another category, same grid
-    points = [(39.9100, 116.4000), (39.9110, 116.4005), (39.9105, 116.4015)]  # within 200 m of each other
+    points = [(39.9104, 116.4008), (39.9108, 116.4003), (39.9105, 116.4015)]  # one 200 m square, no grid
     lights = [
-        await reported(evaluation, "K0101", UNTIL - timedelta(days=n + 1), lat=lat, lon=lon, grid=f"1101990010010{n}")
+        await reported(evaluation, "K0101", UNTIL - timedelta(days=n + 1), lat=lat, lon=lon, grid=None)
         for n, (lat, lon) in enumerate(points)
     ]
     await reported(evaluation, "K0102", UNTIL - timedelta(hours=5), lat=39.9180, lon=116.4000, grid=None)  # 800 m
-    await reported(evaluation, "K0101", UNTIL + timedelta(hours=1), lat=39.9100, lon=116.4000)  # after the window
+    await reported(evaluation, "K0101", UNTIL + timedelta(days=1), lat=39.9104, lon=116.4008, grid=None)  # next day
     page = (await evaluation.client.get("/v1/hotspots", params={"until": UNTIL.isoformat()})).json()
-    assert "single linkage" in page["clustering"] and "growth_factor" in page["formula"]
+    assert "GPS square of 200 m" in page["clustering"] and "growth_factor" in page["formula"]
+    assert (page["window_from"], page["window_to"]) == ("2026-11-14T00:00:00+08:00", "2026-11-21T00:00:00+08:00")
     rubbish, light = page["items"]
     assert sorted(rubbish["case_ids"]) == sorted(c.case_id for c in mess)
     assert earlier.case_id not in rubbish["case_ids"]
@@ -78,10 +79,10 @@ async def test_reports_of_one_place_and_problem_cluster_across_sources_and_wordi
     assert (heat["reporters"], heat["reporter_factor"], heat["severity"]) == (3, 0.875, 1.125)
     assert heat["index"] == round(4 * 2.0 * 0.875 * 1.125, 2)
     assert sorted(light["case_ids"]) == sorted(c.case_id for c in lights)
-    assert light["centre"] is not None and light["radius_m"] < 200 and light["place_code"] is not None
+    assert light["centre"] is not None and light["radius_m"] < 200 and light["place_code"].startswith("gps200m:")
     assert light["heat"]["index"] < heat["index"]
-    wide = await evaluation.client.get("/v1/hotspots", params={"until": UNTIL.isoformat(), "radius_m": 1000})
-    assert [len(spot["case_ids"]) for spot in wide.json()["items"]] == [4, 4]  # the far lamp joins at 1 km
+    later = await evaluation.client.get("/v1/hotspots", params={"until": (UNTIL + timedelta(days=1)).isoformat()})
+    assert [len(spot["case_ids"]) for spot in later.json()["items"]] == [4, 4]  # the next day's lamp joins
     naive = await evaluation.client.get("/v1/hotspots", params={"until": "2026-11-20T12:00:00"})
     assert naive.status_code == 400 and naive.json()["errors"][0]["field"] == "until"
 
@@ -111,6 +112,40 @@ async def test_the_same_matter_from_the_same_address_is_a_repeat_complaint(evalu
     assert by_kind["K0202"]["place"] == "gps:39.9123,116.4032" and by_kind["K0202"]["cases"] == 2
     three = await evaluation.client.get("/v1/repeat-complaints", params={"until": until, "min_cases": 3})
     assert [item["kind_code"] for item in three.json()["items"]] == ["K0301"]
+
+
+async def test_the_same_caller_about_the_same_matter_is_flagged_for_the_unit_and_the_centre(
+    evaluation: Evaluation,
+) -> None:
+    start = utcnow() - timedelta(days=10)
+    caller, other = "a" * 64, "b" * 64
+
+    async def call(kind: str, at: datetime, key: str, address: str) -> Case:
+        made = case(kind)
+        await evaluation.send(made.report(at, address=address))
+        await evaluation.send(made.event(topics.CASE_JUDGED, at, "judged", decision="dispatch", caller_key=key))
+        await evaluation.send(made.dispatched(at + timedelta(minutes=5)))
+        return made
+
+    first = await call("K0301", start, caller, "幸福路12号")
+    second = await call("K0301", start + timedelta(days=3), caller, "光明街8号")  # another address, same caller
+    await call("K0301", start + timedelta(days=4), other, "和平里1号")  # same matter, another caller
+    await call("K0101", start + timedelta(days=5), caller, "光明街8号")  # same caller, another matter
+    until = (utcnow() + timedelta(hours=1)).isoformat()
+    page = (await evaluation.client.get("/v1/repeat-complaints", params={"until": until})).json()
+    assert [(item["rule"], item["kind_code"], item["cases"]) for item in page["items"]] == [("same_caller", "K0301", 2)]
+    group = page["items"][0]
+    assert [m["case_id"] for m in group["members"]] == [first.case_id, second.case_id]
+    assert group["place"] == f"caller:{caller[:12]}" and group["units"] == ["DEPT-HC"]
+    assert caller not in str(page)  # only the start of the pseudonym is shown
+    mine = await evaluation.client.get("/v1/repeat-complaints", params={"until": until, "unit": "DEPT-HC"})
+    theirs = await evaluation.client.get("/v1/repeat-complaints", params={"until": until, "unit": "DEPT-UM"})
+    assert (len(mine.json()["items"]), theirs.json()["items"], mine.json()["unit"]) == (1, [], "DEPT-HC")
+    view = (await evaluation.client.get(f"/v1/evaluations/{second.case_id}")).json()
+    assert view["repeats"] == [
+        {"rule": "same_caller", "repeat_of": [first.number], "window_days": evaluation.settings.repeat_window_days}
+    ]
+    assert (await evaluation.client.get(f"/v1/evaluations/{first.case_id}")).json()["repeats"] == []
 
 
 async def test_the_monthly_issue_list_ranks_problems_with_their_evidence(evaluation: Evaluation) -> None:

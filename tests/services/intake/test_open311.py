@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,11 +15,13 @@ from fastapi import FastAPI
 
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import IntakeSettings
+from shared.auth import AuthSettings
 from shared.guide import SEED_GUIDE, load_guide
 from shared.migrate import upgrade_async
-from tests.helpers import running
+from tests.helpers import credential, provision_key, running
 
-KEY = "city-app-key-1"
+# A hotline key of the credential store, as the city's app holds it (jsk_<id>_<secret>).
+KEY = "jsk_open311city_city-app-key-1"
 BASE = "/open311/v2"
 FORM: dict[str, str] = {
     "api_key": KEY,
@@ -45,18 +46,26 @@ def settings_for(tmp_path: Path, **overrides: Any) -> IntakeSettings:
         "embedded_bus_url": f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}",
         "consumers": False,
         "guide_path": SEED_GUIDE,
-        "open311_api_keys_sha256": [hashlib.sha256(KEY.encode()).hexdigest()],
     }
     return IntakeSettings(**(values | overrides))
 
 
+def auth_for(settings: IntakeSettings) -> AuthSettings:
+    """A credential store beside the intake database."""
+    folder = Path(settings.database_url.removeprefix("sqlite+aiosqlite:///")).parent
+    return AuthSettings(database_url=f"sqlite+aiosqlite:///{folder / 'auth.db'}")
+
+
 @asynccontextmanager
 async def open311_app(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The intake app, migrated and running, with a client."""
+    """The intake app, migrated and running, with a client that sends KEY as its bearer credential."""
     settings = settings_for(tmp_path, **overrides)
     await upgrade_async(script_location=MIGRATIONS, database_url=settings.database_url)
-    app = create_app(settings)
-    async with running(app) as client:
+    auth = auth_for(settings)
+    await provision_key(auth.database_url, key=KEY, role="hotline")
+    app = create_app(settings, auth=auth)
+    async with running(app, role=None) as client:
+        client.headers["Authorization"] = f"Bearer {KEY}"
         yield app, client
 
 
@@ -173,7 +182,7 @@ async def test_a_posted_request_is_an_ordinary_hotline_report(intake: httpx.Asyn
     assert report["kind_code"] == "K0101"
     assert report["address"] == FORM["address_string"]
     assert report["location"] == {"lat": 39.91, "lon": 116.31}
-    assert report["reporter"] == {"name": "张三", "phone": "138****1234"}
+    assert report["reporter"] == {"name": "张*", "phone": "138****1234", "id_number": None}
     assert report["attachments"] == [FORM["media_url"]]
     assert stored(tmp_path) == (1, 1)
 
@@ -226,6 +235,7 @@ async def test_an_idempotency_key_makes_a_retry_the_same_and_a_reuse_a_conflict(
 
 
 async def test_the_api_key_may_come_in_the_query_as_the_public_swagger_file_has_it(intake: httpx.AsyncClient) -> None:
+    del intake.headers["Authorization"]
     form = {k: v for k, v in FORM.items() if k != "api_key"}
     answer = await intake.post(f"{BASE}/requests.json", params={"api_key": KEY}, data=form)
     assert answer.status_code == 200
@@ -240,17 +250,23 @@ async def test_the_api_key_may_come_in_the_query_as_the_public_swagger_file_has_
     ],
 )
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-async def test_a_missing_or_wrong_api_key_is_403_and_stores_nothing(
+async def test_a_missing_or_wrong_api_key_is_401_and_stores_nothing(
     intake: httpx.AsyncClient, tmp_path: Path, where: dict[str, Any], expected: str, fmt: str
 ) -> None:
+    del intake.headers["Authorization"]
     answer = await intake.post(f"{BASE}/requests.{fmt}", **where)
-    assert error_descriptions(answer, 403) == [expected]
+    assert error_descriptions(answer, 401) == [expected]
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert stored(tmp_path) == (0, 0)
 
 
-async def test_no_configured_key_means_no_one_may_post(tmp_path: Path) -> None:
-    async with open311_app(tmp_path, open311_api_keys_sha256=[]) as (_, client):
-        assert error_descriptions(await client.post(f"{BASE}/requests.json", data=FORM), 403) == ["api_key is invalid"]
+async def test_a_key_whose_role_may_not_post_is_403(tmp_path: Path) -> None:
+    async with open311_app(tmp_path) as (app, client):
+        analyst = (await credential(app, "analyst"))["Authorization"].removeprefix("Bearer ")
+        del client.headers["Authorization"]
+        answer = await client.post(f"{BASE}/requests.json", data=FORM | {"api_key": analyst})
+        assert error_descriptions(answer, 403) == ["the analyst role may not do this (open311:post)"]
+    assert stored(tmp_path) == (0, 0)
 
 
 def _without(*names: str) -> dict[str, str]:
@@ -307,12 +323,3 @@ async def test_a_method_the_path_does_not_have_is_405_with_allow(intake: httpx.A
     assert error_descriptions(answer, 405) == ["DELETE is not allowed here"]
     assert answer.headers["allow"] == "GET, POST"
     assert (await intake.post(f"{BASE}/services.json")).headers["allow"] == "GET"
-
-
-def test_api_keys_are_configured_as_digests_and_placeholders_refused_outside_development() -> None:
-    with pytest.raises(ValueError, match="64 hex digits"):
-        IntakeSettings(open311_api_keys_sha256=["my-key"])
-    placeholder = hashlib.sha256(b"changeme").hexdigest()
-    with pytest.raises(ValueError, match="placeholder"):
-        IntakeSettings(environment="test", open311_api_keys_sha256=[placeholder])
-    assert IntakeSettings(open311_api_keys_sha256=[placeholder.upper()]).open311_api_keys_sha256 == [placeholder]

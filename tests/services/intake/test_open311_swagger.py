@@ -24,8 +24,8 @@ from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import IntakeSettings
 from shared.guide import SEED_GUIDE, load_guide
 from shared.migrate import upgrade
-from tests.helpers import running
-from tests.services.intake.test_open311 import BASE, KEY, settings_for
+from tests.helpers import provision_key, running
+from tests.services.intake.test_open311 import BASE, KEY, auth_for, settings_for
 
 SWAGGER = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "open311_georeport_v2_swagger.json"
 EXAMPLES = 40
@@ -71,7 +71,8 @@ def seeded(settings: IntakeSettings) -> dict[str, str]:
     upgrade(script_location=MIGRATIONS, database_url=settings.database_url)
 
     async def post() -> dict[str, str]:
-        async with running(create_app(settings)) as client:
+        await provision_key(auth_for(settings).database_url, key=KEY, role="hotline")
+        async with running(create_app(settings, auth=auth_for(settings)), role=None) as client:
             form = {"api_key": KEY, "service_code": "K0101", "address_string": "东城街道幸福路12号"}
             created: dict[str, str] = (await client.post(f"{BASE}/requests.json", data=form)).json()[0]
             return created
@@ -194,20 +195,22 @@ def test_the_public_swagger_description_passes_against_our_endpoint(tmp_path: Pa
             "generation": {"max-examples": EXAMPLES, "database": "none"},
             "checks": {"enabled": True},
             "auth": {"openapi": {"api_key": {"api_key": KEY}}},
+            # Every route needs a credential; the public file declares none for its GET operations.
+            "headers": {"Authorization": f"Bearer {KEY}"},
             # The spec's rule that a request has a place (lat and long, or address_string, or address_id) cannot
             # be written in Swagger 2.0's formData, so a schema-valid POST may rightly be refused 400.
             "operations": [
                 {
                     "include-path": "/requests.{response_format}",
                     "include-method": "POST",
-                    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "403", "404"]}},
+                    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404"]}},
                 }
             ],
             **values,
         }
     )
     schema = schemathesis.openapi.from_dict(patched(json.loads(SWAGGER.read_text(encoding="utf-8"))), config=config)
-    schema.app = create_app(settings)
+    schema.app = create_app(settings, auth=auth_for(settings))
     outcome = run(schema)
     assert outcome.errors == []
     assert outcome.failures == [], "\n\n".join(f"{op} {check}\n{detail}" for op, check, detail in outcome.failures)

@@ -56,7 +56,7 @@ async def test_a_report_is_numbered_and_can_be_read_back_with_the_phone_masked(
     assert body["status"] == "received" and body["case_number"].startswith("JS")
     read = (await intake.get(f"/v1/reports/{body['id']}")).json()
     assert read["content"] == GOOD["content"]
-    assert read["reporter"] == {"name": "张三", "phone": "138****1234"}
+    assert read["reporter"] == {"name": "张*", "phone": "138****1234", "id_number": None}
     assert stored(tmp_path) == (1, 1)
 
 

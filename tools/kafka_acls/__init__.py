@@ -1,0 +1,1 @@
+"""Kafka users and ACLs for a jiesu deployment (``jiesu kafka-acls``)."""
