@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -42,6 +41,7 @@ from shared.app import db_session, runtime_of
 from shared.auth import Principal, auth_of, forbid, require
 from shared.auth.scope import unit_refusal
 from shared.problems import NotFound
+from shared.timefields import IsoDateTime
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 Session = Annotated[AsyncSession, Depends(db_session)]
@@ -409,7 +409,7 @@ async def settle(case_id: str, body: DisputeDecision, request: Request, session:
 async def labelled_examples(
     session: Session,
     _caller: Decider,
-    since: Annotated[datetime | None, Query(description="only decisions made at or after this time")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="only decisions made at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
     """People's decisions as training rows: CSV with ``id, subject, detail, label`` for `jiesu model train`."""

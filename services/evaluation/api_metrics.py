@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from services.evaluation.schemas_metrics import By, Level, MetricsPage, RankingP
 from services.evaluation.settings import EvaluationSettings
 from shared.auth import require
 from shared.problems import Problem
+from shared.timefields import IsoDate
 
 # Analysts, staff and admin (shared/auth/roles.py).
 router = APIRouter(
@@ -44,8 +45,8 @@ UnitQ = Annotated[str | None, Query(max_length=64, description="one code at the 
 KindQ = Annotated[str | None, Query(max_length=32)]
 ByQ = Annotated[By | None, Query(description="split each department or street row by kind or category")]
 GroupingQ = Annotated[Grouping, Query(description="period of each row")]
-FromQ = Annotated[date | None, Query(alias="from")]
-ToQ = Annotated[date | None, Query(alias="to")]
+FromQ = Annotated[IsoDate | None, Query(alias="from")]
+ToQ = Annotated[IsoDate | None, Query(alias="to")]
 
 
 async def metrics_page(

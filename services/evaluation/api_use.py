@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -15,10 +15,11 @@ from services.evaluation.schemas_use import GuidePage, HotspotPage, MonthlyIssue
 from shared.auth import require
 from shared.events import utcnow
 from shared.problems import Problem
+from shared.timefields import IsoDate, IsoDateTime
 
 # Analysts, staff and admin (shared/auth/roles.py).
 router = APIRouter(prefix="/v1", tags=["evaluation: use"], dependencies=[Depends(require("metrics:read"))])
-UntilQ = Annotated[datetime | None, Query(description="end of the window (default: now)")]
+UntilQ = Annotated[IsoDateTime | None, Query(description="end of the window (default: now)")]
 LimitQ = Annotated[int, Query(ge=1, le=200)]
 
 
@@ -123,8 +124,8 @@ async def get_monthly_issues(
 async def get_guide_suggestions(
     session: Session,
     settings: Settings,
-    date_from: Annotated[date | None, Query(alias="from", description="default: 90 days before to")] = None,
-    date_to: Annotated[date | None, Query(alias="to", description="default: today")] = None,
+    date_from: Annotated[IsoDate | None, Query(alias="from", description="default: 90 days before to")] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to", description="default: today")] = None,
 ) -> GuidePage:
     """Kinds often returned or re-routed, and the guide changes they suggest, with the evidence."""
     end = date_to or datetime.now(ZoneInfo(settings.timezone)).date()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -19,6 +18,7 @@ from shared.auth.roles import SCOPED
 from shared.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, AuditPage, AuditRead, TokenAnswer
 from shared.auth.store import CredentialRefused
 from shared.problems import NotFound, Problem
+from shared.timefields import IsoDateTime
 
 router = APIRouter(tags=["credentials"])
 
@@ -73,7 +73,7 @@ async def read_audit(
     _admin: Annotated[Principal, Depends(require("audit:read"))],
     credential_id: Annotated[str | None, Query(max_length=32)] = None,
     outcome: Annotated[str | None, Query(pattern="^(denied|allowed)$")] = None,
-    since: Annotated[datetime | None, Query(description="only rows at or after this time")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="only rows at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:
