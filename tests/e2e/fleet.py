@@ -8,7 +8,7 @@ import os
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,16 @@ class Fleet:
     def tails(self) -> str:
         return "\n".join(f"--- {name}\n{proc.tail()[-1500:]}" for name, proc in self.procs.items())
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Fleet]:
+        """Started for the block and stopped after it; a failed assertion carries the processes' last log lines."""
+        try:
+            yield self.start()
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{self.tails()}") from None
+        finally:
+            self.stop()
+
 
 @dataclass
 class Load:
@@ -149,6 +159,10 @@ class Load:
     answers: Counter[str] = field(default_factory=Counter)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0
+
+    async def accepted_at_least(self, count: int) -> bool:
+        """Whether ``count`` reports have been answered 201 (a probe for ``eventually``)."""
+        return len(self.accepted) >= count
 
     async def run(self, stop: asyncio.Event, *, in_flight: int = 32) -> None:
         """Post at the rate until stopped (open loop: a slow answer does not delay the next report)."""

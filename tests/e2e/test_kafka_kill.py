@@ -125,28 +125,19 @@ async def test_killing_kafka_under_load_loses_and_doubles_nothing(
 ) -> None:
     urls = {service: await pg_databases() for service in SERVICES}
     fleet = Fleet(tmp_path, database_urls=urls, kafka=broker.bootstrap, namespace=namespace)
-    try:
-        fleet.start()
+    with fleet.running():
         load = Load(fleet.urls["intake"], rate=10)
         stop = asyncio.Event()
         posting = asyncio.create_task(load.run(stop))
-        await eventually(lambda: _at_least(load, 20), timeout=60, what="20 reports accepted before the crash")
+        await eventually(lambda: load.accepted_at_least(20), timeout=60, what="20 reports accepted before the crash")
         await asyncio.to_thread(broker.run, "kill")
         during = len(load.accepted)
-        await eventually(lambda: _at_least(load, during + 40), timeout=60, what="intake to go on accepting")
+        await eventually(lambda: load.accepted_at_least(during + 40), timeout=60, what="intake to go on accepting")
         await asyncio.to_thread(broker.run, "start")
         after = len(load.accepted)
-        await eventually(lambda: _at_least(load, after + 20), timeout=60, what="more reports after the restart")
+        await eventually(lambda: load.accepted_at_least(after + 20), timeout=60, what="more reports after the restart")
         stop.set()
         await posting
         assert set(load.answers) == {"201"}, f"intake refused while only the broker was down: {load.refusals}"
         result = await audit(fleet.urls, load.accepted)
         assert result["cases"] == len(load.accepted)
-    except AssertionError as failure:
-        raise AssertionError(f"{failure}\n{fleet.tails()}") from None
-    finally:
-        fleet.stop()
-
-
-async def _at_least(load: Load, count: int) -> bool:
-    return len(load.accepted) >= count

@@ -73,8 +73,7 @@ async def test_two_dispatchers_share_the_work_and_one_takes_over_when_the_other_
     fleet = Fleet(tmp_path, database_urls=urls, kafka=kafka_bootstrap, namespace=namespace, dispatchers=2, env=env)
     group = f"{namespace}jiesu-dispatch-judge"
     first, second = fleet.urls["dispatch-1"], fleet.urls["dispatch-2"]
-    try:
-        fleet.start()
+    with fleet.running():
         async with httpx.AsyncClient(timeout=30, headers=auth_headers()) as http:
             load = Load(fleet.urls["intake"], rate=10)
             stop = asyncio.Event()
@@ -127,10 +126,6 @@ async def test_two_dispatchers_share_the_work_and_one_takes_over_when_the_other_
         per_case = Counter((topic, ident.split()[1]) for topic, ident in set(assignments))
         assert [key for key, times in per_case.items() if times > 1] == []
         assert {ident.split()[1] for _, ident in assignments} == {case["id"] for case in cases}
-    except AssertionError as failure:
-        raise AssertionError(f"{failure}\n{fleet.tails()}") from None
-    finally:
-        fleet.stop()
 
 
 async def _partitions(bootstrap: str, topic: str) -> int:
