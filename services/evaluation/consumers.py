@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation import service
+from services.evaluation import chunk, service
 from services.evaluation.settings import DEFAULT_CELL_M
 from shared import topics
 from shared.consumer import ConsumerSpec, Handler
@@ -76,10 +76,12 @@ def consumer_specs(namespace: str, tz: ZoneInfo, *, cell_m: float = DEFAULT_CELL
             topics=[topics.named(namespace, topics.CASES)],
             handlers=cases,
             fallback=status,
+            prepare=chunk.prepare,
         ),
         ConsumerSpec(
             group=f"{namespace}jiesu-evaluation-reports",
             topics=[topics.named(namespace, topics.REPORTS)],
             handlers=reports,
+            prepare=chunk.prepare,
         ),
     ]

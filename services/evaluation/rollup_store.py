@@ -58,11 +58,10 @@ async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, f
     ]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(rollups) if dialect == "postgresql" else sqlite.insert(rollups)
-    # A chunk's roll-ups can be many rows: stay well under SQLite's limit of bound parameters per statement.
-    per_statement = max(1, 20_000 // (6 + len(names)))
-    for start in range(0, len(values), per_statement):
-        statement = insert.values(values[start : start + per_statement]).on_conflict_do_update(
-            index_elements=["span", "level", "period_start", "code", "kind_code"],
-            set_={name: rollups.c[name] + insert.excluded[name] for name in names},
-        )
-        await session.execute(statement)
+    # One statement executed for many rows: compiled once and cached, where a statement of many VALUES rows
+    # would be compiled anew for every chunk.
+    statement = insert.on_conflict_do_update(
+        index_elements=["span", "level", "period_start", "code", "kind_code"],
+        set_={name: rollups.c[name] + insert.excluded[name] for name in names},
+    )
+    await session.execute(statement, values)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.evaluation import rollup_store, spots
+from services.evaluation import chunk, rollup_store, spots
 from services.evaluation.models import CaseReroute, EvaluatedCase, Feedback, ReportPlace
 from services.evaluation.rollup import bucket_of, keys_for, unit_keys
 from shared.problems import NotFound
@@ -56,7 +56,10 @@ def _set(case: EvaluatedCase, index: int, **fields: Any) -> None:
 
 
 async def lock(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
-    """A case, locked for change where the database can."""
+    """A case, locked for change where the database can (a consumer chunk locked its cases up front)."""
+    prepared = chunk.of(session)
+    if prepared is not None and case_id in prepared.cases:
+        return prepared.cases[case_id]
     return (
         await session.execute(select(EvaluatedCase).where(EvaluatedCase.case_id == case_id).with_for_update())
     ).scalar_one_or_none()
@@ -65,7 +68,7 @@ async def lock(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
 async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime, *, tz: ZoneInfo, cell_m: float) -> None:
     """A judged case enters evaluation (for hot spots even before it is dispatched)."""
     await spots.serialise(session, data["case_id"])
-    if await session.get(EvaluatedCase, data["case_id"]) is not None:
+    if await lock(session, data["case_id"]) is not None:
         return
     territory = data.get("territory") or {}
     codes = territory.get("codes") or {}
@@ -90,6 +93,7 @@ async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime, *
         caller_key=data.get("caller_key"),
     )
     session.add(case)
+    chunk.remember_case(session, case)
     await spots.recount(session, case, tz=tz, cell_m=cell_m)
 
 
@@ -101,8 +105,7 @@ async def on_dispatched(
     case = await lock(session, data["case_id"])
     if case is None:
         await on_judged(session, data, at, tz=tz, cell_m=cell_m)
-        await session.flush()
-        case = await lock(session, data["case_id"])
+        case = await lock(session, data["case_id"])  # outside a chunk, the query flushes the new case first
         assert case is not None
     unit, kind = data["primary_unit"], data.get("kind_code")
     previous = current(case)
@@ -294,20 +297,20 @@ async def on_report_received(
 ) -> None:
     """Where a report was made (address and GPS point); the reporter's personal data is not kept."""
     await spots.serialise(session, data["id"])
-    if await session.get(ReportPlace, data["id"]) is not None:
+    if await chunk.place(session, data["id"]) is not None:
         return
     location = data.get("location") or {}
     received = data.get("received_at")
-    session.add(
-        ReportPlace(
-            case_id=data["id"],
-            address=(data.get("address") or None) and str(data["address"])[:300],
-            place_key=place_key(data.get("address"), location.get("lat"), location.get("lon")),
-            lat=location.get("lat"),
-            lon=location.get("lon"),
-            received_at=datetime.fromisoformat(received) if received else at,
-        )
+    place = ReportPlace(
+        case_id=data["id"],
+        address=(data.get("address") or None) and str(data["address"])[:300],
+        place_key=place_key(data.get("address"), location.get("lat"), location.get("lon")),
+        lat=location.get("lat"),
+        lon=location.get("lon"),
+        received_at=datetime.fromisoformat(received) if received else at,
     )
+    session.add(place)
+    chunk.remember_place(session, place)
     case = await lock(session, data["id"])
     if case is not None:  # the case was judged first: its cell may now be the report's GPS square or address
         await spots.recount(session, case, tz=tz, cell_m=cell_m)

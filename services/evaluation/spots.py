@@ -13,10 +13,11 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.evaluation import chunk
 from services.evaluation.models import EvaluatedCase, ReportPlace, hotspot_counts, hotspot_reporters
 from shared.db import write_buffer
 
@@ -118,14 +119,15 @@ def _remember(case: EvaluatedCase, new: Contribution | None) -> None:
 
 
 async def serialise(session: AsyncSession, case_id: str) -> None:
-    """Make the case and report consumers take turns on one case (PostgreSQL; SQLite has one writer anyway)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"spot:{case_id}"})
+    """Make the case and report consumers take turns on one case (a consumer chunk took its turns up front)."""
+    prepared = chunk.of(session)
+    if prepared is None or case_id not in prepared.serialised:
+        await chunk.serialise_many(session, [case_id])
 
 
 async def recount(session: AsyncSession, case: EvaluatedCase, *, tz: ZoneInfo, cell_m: float) -> None:
     """Bring the counters in line with the case as it is now: take back what it added, add what it adds."""
-    place = await session.get(ReportPlace, case.case_id)
+    place = await chunk.place(session, case.case_id)
     new = contribution_of(case, place, tz=tz, cell_m=cell_m)
     old = recorded(case)
     if new == old:
@@ -187,9 +189,7 @@ async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]
     counters = [name for name in rows[0] if name not in keys]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    per_statement = max(1, 20_000 // len(rows[0]))  # well under SQLite's limit of bound parameters
-    for start in range(0, len(rows), per_statement):
-        statement = insert.values(rows[start : start + per_statement]).on_conflict_do_update(
-            index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
-        )
-        await session.execute(statement)
+    statement = insert.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
+    )
+    await session.execute(statement, rows)  # executed once per row, compiled once
