@@ -346,6 +346,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
         say(f"  {bare} req/s")
         watched = [Watched(name, proc.pid) for name, proc in procs.items() if name != "bare"]
+        watched.append(Watched("load generator", os.getpid(), children=False))
         if args.mode == "embedded":  # `jiesu up` names each service's process: watch each (the above sums them)
             started = re.finditer(r"jiesu: (\w+) on http://\S+\s+\(process (\d+);", (out / "up.log").read_text())
             watched += [Watched(f"up:{m[1]}", int(m[2])) for m in started]

@@ -50,10 +50,14 @@ class Watched:
     cpu_end: float = 0.0
     peak_rss: int = 0
     samples: list[int] = field(default_factory=list)
+    children: bool = True  # False: the process alone (the load generator, whose children are the services)
+
+    def _pids(self) -> list[int]:
+        return tree(self.pid) if self.children else [self.pid]
 
     def _cpu(self) -> float:
         total = 0.0
-        for pid in tree(self.pid):
+        for pid in self._pids():
             with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
         return total
@@ -63,7 +67,7 @@ class Watched:
 
     def sample(self) -> None:
         rss = 0
-        for pid in tree(self.pid):
+        for pid in self._pids():
             with contextlib.suppress(OSError):
                 rss += rss_bytes(pid)
         self.samples.append(rss)

@@ -152,7 +152,8 @@ class WriteBuffer:
             if rows:
                 await session.execute(insert(table), rows)
         merges, self.merges = self.merges, {}
-        for write, state in merges.values():
+        for name in sorted(merges):  # one order of tables for every chunk, so concurrent chunks never deadlock
+            write, state = merges[name]
             await write(session, state)
 
 
