@@ -111,9 +111,7 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
         await apply_unit_action(session, ctx, event.data)
 
     async def prepare_reports(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-        await service.prefetch_cases(
-            session, [str(e.data.get("id")) for e in events if e.type == topics.REPORT_RECEIVED]
-        )
+        await service.prepare_reports(session, ctx, [e.data for e in events if e.type == topics.REPORT_RECEIVED])
 
     reports: dict[str, Handler] = {topics.REPORT_RECEIVED: on_report_received}
     verdicts: dict[str, Handler] = {topics.VERDICT_RECORDED: on_verdict}

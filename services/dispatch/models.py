@@ -20,6 +20,8 @@ class Case(Base):
     """A case: one report as judged, routed and handled."""
 
     __tablename__ = "cases"
+    # The duplicate search (合并): open cases of a kind, oldest first from the start of the window.
+    __table_args__ = (Index("ix_cases_kind_received", "kind_code", "received_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_number: Mapped[str] = mapped_column(String(32), unique=True)

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import timers, trail
+from services.dispatch import duplicates, timers, trail
 from services.dispatch.context import DispatchContext
+from services.dispatch.duplicates import SYSTEM
 from services.dispatch.judge import Judgement
 from services.dispatch.lifecycle import assign, emit, mask_phone, move
 from services.dispatch.models import Case, CaseTask, LabelledExample
 from services.dispatch.workdays import add_hours, add_working_days, add_working_hours
 from shared import topics
+from shared.db import flush_buffer, write_buffer
 from shared.events import utcnow
 from shared.guide import Kind
 from shared.jurisdiction import Placement
 from shared.problems import Conflict, NotFound, Problem
 
 URGENCY_ORDER = ("normal", "urgent", "emergency")
-SYSTEM = "system:judge"
 
 
 def _urgency(kind: Kind, requested: str | None) -> str:
@@ -79,9 +79,6 @@ def _apply_kind(ctx: DispatchContext, case: Case, kind: Kind) -> None:
     case.domain_code = ctx.guide.domain_of(kind)
 
 
-OPEN = ("triage", "dispatched", "signed", "in_progress", "extension_requested", "reopened", "returned", "disputed")
-
-
 def reporter_key(phone: str | None, *, secret: str) -> str | None:
     """A keyed pseudonym of the caller's phone (HMAC): the same caller is recognised, the number is not kept,
     and without the key nobody can find a number by trying them all."""
@@ -89,85 +86,44 @@ def reporter_key(phone: str | None, *, secret: str) -> str | None:
     return hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest() if digits else None
 
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
-
-
-async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case) -> tuple[Case, str] | None:
-    """An open case of the same kind about the same place, or from the same caller, within the window."""
-    if case.kind_code is None:
-        return None
-    since = case.received_at - timedelta(hours=ctx.settings.duplicate_window_hours)
-
-    def candidate(other: Case) -> bool:
-        return (
-            other.kind_code == case.kind_code
-            and other.id != case.id
-            and other.status in OPEN
-            and other.received_at >= since
-        )
-
-    # Cases opened earlier in the same chunk are still pending (flushed once at its end): look at them too.
-    with session.no_autoflush:
-        stored = (
-            await session.execute(
-                select(Case)
-                .where(
-                    Case.kind_code == case.kind_code,
-                    Case.id != case.id,
-                    Case.status.in_(OPEN),
-                    Case.received_at >= since,
-                )
-                .order_by(Case.received_at)
-                .limit(200)
-            )
-        ).scalars()
-        pending = [other for other in session.new if isinstance(other, Case)]
-        candidates = sorted(
-            {id(c): c for c in [*stored, *pending] if candidate(c)}.values(), key=lambda c: c.received_at
-        )
-    for other in candidates[:200]:
-        if case.reporter_key and other.reporter_key == case.reporter_key:
-            return other, "the same caller reported the same kind of problem"
-        if None not in (case.lat, case.lon, other.lat, other.lon):
-            gap = distance_m(case.lat, case.lon, other.lat, other.lon)  # type: ignore[arg-type]
-            if gap <= ctx.settings.duplicate_distance_m:
-                return other, f"the same kind of problem {gap:.0f} m away"
-        if case.address and other.address and case.address.strip() == other.address.strip():
-            return other, "the same kind of problem at the same address"
-    return None
-
-
-async def merge_into(session: AsyncSession, case: Case, first: Case, *, reason: str, at: datetime) -> None:
-    """合并: the duplicate joins the first case instead of creating new work; both show it."""
-    case.merged_into = first.id
-    case.primary_unit = first.primary_unit
-    await move(session, case, "merge", actor=SYSTEM, at=at, detail={"into": first.case_number, "reason": reason})
-    first.merged_cases = [*first.merged_cases, case.id]
-    await trail.append(
-        session,
-        case=first,
-        at=at,
-        actor=SYSTEM,
-        action="absorb",
-        from_status=first.status,
-        to_status=first.status,
-        detail={"duplicate": case.case_number, "reason": reason},
-    )
-    await emit(session, case, topics.CASE_MERGED, at, merged_into=first.id, reason=reason)
-
-
 _KNOWN = "dispatch.known_cases"
+_JUDGED = "dispatch.judgements"  # report id -> judgement, made by ``prepare_reports``
 
 
 async def prefetch_cases(session: AsyncSession, ids: list[str]) -> None:
     """Find in one query which of a chunk's reports already have a case, for ``judge_report``."""
     found = set((await session.execute(select(Case.id).where(Case.id.in_(ids)))).scalars()) if ids else set()
     session.info[_KNOWN] = (set(ids), found)
+
+
+async def prepare_reports(session: AsyncSession, ctx: DispatchContext, reports: list[dict[str, Any]]) -> None:
+    """Before a chunk's reports are judged: which have a case, each one's judgement, and duplicate candidates.
+
+    Two queries for the whole chunk; judging is pure CPU, done here once so the duplicate search can be loaded
+    for every kind the chunk's reports read as.
+    """
+    await prefetch_cases(session, [str(report.get("id")) for report in reports])
+    existing = session.info[_KNOWN][1]
+    judgements: dict[str, Judgement] = {}
+    wanted: list[tuple[str, datetime]] = []
+    for report in reports:
+        if report["id"] in existing or report["id"] in judgements:
+            continue
+        judgement = _judge(ctx, report)
+        judgements[report["id"]] = judgement
+        if judgement.kind is not None and judgement.decision not in ("refuse", "transfer"):
+            wanted.append((judgement.kind.code, datetime.fromisoformat(report["received_at"])))
+    session.info[_JUDGED] = judgements
+    await duplicates.load_candidates(session, ctx, wanted)
+
+
+def _judge(ctx: DispatchContext, report: dict[str, Any]) -> Judgement:
+    return ctx.judge.judge(
+        text=report["content"],
+        subject=report.get("subject") or "",
+        kind_code=report.get("kind_code"),
+        source=report["source"],
+    )
 
 
 async def _case_exists(session: AsyncSession, case_id: str) -> bool:
@@ -215,6 +171,7 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
     known: tuple[set[str], set[str]] | None = session.info.get(_KNOWN)
     if known is not None:
         known[1].add(case.id)
+    duplicates.opened(session, case)
     await trail.append(
         session,
         case=case,
@@ -225,9 +182,8 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         to_status="received",
         detail={"case_number": case.case_number},
     )
-    judgement = ctx.judge.judge(
-        text=case.content, subject=case.subject or "", kind_code=report.get("kind_code"), source=case.source
-    )
+    judged: dict[str, Judgement] = session.info.get(_JUDGED) or {}
+    judgement = judged.pop(case.id, None) or _judge(ctx, report)
     placement, place_reasons = ctx.jurisdiction.locate(
         grid_code=case.grid_code, lon=case.lon, lat=case.lat, address=case.address or case.content
     )
@@ -277,13 +233,13 @@ async def _record_judgement(
         await move(session, case, "refuse", actor=actor, at=at, detail={"reasons": reasons})
         await emit(session, case, topics.CASE_REFUSED, at, reasons=reasons)
         return
-    duplicate = await find_duplicate(session, ctx, case) if judgement.decision != "transfer" else None
+    duplicate = await duplicates.find_duplicate(session, ctx, case) if judgement.decision != "transfer" else None
     if duplicate is not None:
         first, why = duplicate
         case.decision = "merge"
         case.judge_reasons = [*reasons, f"duplicate of {first.case_number}: {why}"]
         await emit(session, case, topics.CASE_JUDGED, at, decision="merge", reasons=case.judge_reasons)
-        await merge_into(session, case, first, reason=why, at=at)
+        await duplicates.merge_into(session, case, first, reason=why, at=at)
         return
     if judgement.decision == "transfer":
         case.decision = "transfer"
@@ -346,7 +302,10 @@ async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, a
     if not case.cooperating_units:
         return
     query = select(CaseTask.unit_code).where(CaseTask.case_id == case.id)
+    if not fresh:
+        await flush_buffer(session)  # tasks opened earlier in the same chunk count as existing
     existing = set() if fresh else set((await session.execute(query)).scalars())
+    buffer = write_buffer(session)
     for unit in case.cooperating_units:
         if unit in existing:
             continue
@@ -359,9 +318,16 @@ async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, a
             due_at=case.complete_deadline,
             checkin_deadline=at + timedelta(hours=ctx.settings.checkin_hours) if whistled else None,
         )
-        session.add(task)
+        if buffer is None:
+            session.add(task)
+        else:  # one multi-row insert for the chunk's tasks
+            buffer.add(_TASKS, [{column: getattr(task, column) for column in _TASK_COLUMNS}])
         if whistled:
             await timers.schedule_checkin(session, case, task)
+
+
+_TASKS = cast(Table, CaseTask.__table__)
+_TASK_COLUMNS = ("case_id", "unit_code", "role", "status", "due_at", "checkin_deadline")
 
 
 def deadlines(case: Case) -> dict[str, Any]:
