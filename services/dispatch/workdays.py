@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ class Deadline:
     basis: str
 
 
+@lru_cache(maxsize=4096)  # a deadline looks at the same few weeks for every report: ask the calendar once a day
 def is_working_day(day: date) -> tuple[bool, str]:
     """Whether a day is a working day, and on what authority (the holiday calendar or weekends only)."""
     try:
