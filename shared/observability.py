@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import require
 from shared.runtime import ServiceRuntime
@@ -49,6 +50,44 @@ class _RuntimeCollector(Collector):
         yield healthy
 
 
+class _Measure:
+    """Counts and times each HTTP request by route and status (plain ASGI: no task or stream per request)."""
+
+    def __init__(self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.service = service
+        self.requests = requests
+        self.latency = latency
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, noting)
+        # The router records the matched route in the scope; its path template keeps label values few.
+        route = str(getattr(scope.get("route"), "path", "unmatched"))
+        if route != "/metrics":
+            key = (scope["method"], route, status)
+            children = self._children.get(key)
+            if children is None:  # routes and statuses are few: each series is looked up once
+                children = self._children[key] = (
+                    self.requests.labels(self.service, key[0], route, str(status)),
+                    self.latency.labels(self.service, key[0], route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - began)
+
+
 def install_metrics(app: FastAPI, *, service: str) -> None:
     """Count requests by route and status, time them, and serve everything at ``/metrics``."""
     registry = CollectorRegistry()
@@ -64,20 +103,7 @@ def install_metrics(app: FastAPI, *, service: str) -> None:
     )
     registry.register(_RuntimeCollector(app, service))
 
-    def route_of(request: Request) -> str:
-        # The router records the matched route in the scope; its path template keeps label values few.
-        route = request.scope.get("route")
-        return str(getattr(route, "path", "unmatched"))
-
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        began = time.perf_counter()
-        response = await call_next(request)
-        route = route_of(request)
-        if route != "/metrics":
-            requests.labels(service, request.method, route, str(response.status_code)).inc()
-            latency.labels(service, request.method, route).observe(time.perf_counter() - began)
-        return response
+    app.add_middleware(_Measure, service=service, requests=requests, latency=latency)
 
     # Scrapers present a credential like any client (Prometheus: `authorization: {credentials: <analyst key>}`).
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require("metrics:read"))])

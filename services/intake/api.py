@@ -19,6 +19,7 @@ from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 Session = Annotated[AsyncSession, Depends(db_session)]
+REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 def _settings(request: Request) -> IntakeSettings:
@@ -33,9 +34,7 @@ def _settings(request: Request) -> IntakeSettings:
     response_model=ReportAccepted,
     responses={409: {"description": "external_id reused for a different report"}},
 )
-async def create_report(
-    body: ReportCreate, request: Request, response: Response, session: Session, caller: Reporter
-) -> ReportAccepted:
+async def create_report(body: ReportCreate, request: Request, caller: Reporter) -> Response:
     """Receive a report (接). The same (source, external_id) again returns the first answer."""
     await may_report(request, caller, [body], batch=False)
     # Concurrent requests share one transaction (group commit); each is answered after the commit holding it.
@@ -43,10 +42,15 @@ async def create_report(
     row, created = stored.row, stored.created
     if created:
         runtime_of(request).outbox_written()
-    else:
-        response.headers["Idempotent-Replayed"] = "true"
     assert row.case_number is not None
-    return ReportAccepted(id=row.id, case_number=row.case_number, status="received")
+    # Serialised once here; response_model still documents it, but FastAPI does not validate and encode it again.
+    answer = ReportAccepted(id=row.id, case_number=row.case_number, status="received")
+    return Response(
+        answer.model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers=None if created else REPLAYED,
+    )
 
 
 @router.post("/reports/batch", response_model=BatchAccepted)
