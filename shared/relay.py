@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import zlib
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus.base import Bus, OutgoingMessage
+from shared.bus.commits import CommitWatch, sqlite_file
 from shared.db import reading
 from shared.events import utcnow
 from shared.outbox import MessagingTables, event_from_row
 
 log = logging.getLogger("jiesu.relay")
+
+# With a commit watch the relay is woken by commits; it still reads the outbox this often, in case one slipped by.
+_WATCHED_POLL_SECONDS = 5.0
 
 
 class OutboxRelay:
@@ -45,6 +50,19 @@ class OutboxRelay:
         self.published = 0
         self.failing_since: float | None = None  # monotonic time of the first failed publish in a row
         self.last_error: str | None = None
+        self.wakeups = 0  # times the commit watch saw unpublished rows committed by another connection
+        path = sqlite_file(engine)
+        self.watch = CommitWatch(path) if path is not None else None
+        if self.watch is not None:
+            self.watch.probes.append(self._unpublished)
+            self.watch.on_error = self.notify
+
+    def _unpublished(self, conn: sqlite3.Connection) -> None:
+        """Probe run by the watch after a commit to the service's database: wake the relay if rows wait."""
+        outbox = self.tables.outbox.name
+        if conn.execute(f"SELECT 1 FROM {outbox} WHERE published_at IS NULL LIMIT 1").fetchall():
+            self.wakeups += 1
+            self.wakeup.set()
 
     def notify(self) -> None:
         """Tell the relay that new rows were committed (saves a poll interval in-process)."""
@@ -90,6 +108,13 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until stopped; back off while the bus or the database is unreachable, losing nothing."""
+        try:
+            await self._run(stop)
+        finally:
+            if self.watch is not None:
+                await self.watch.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 async with _LeaderLock(self.engine, self.name, stop) as lock:
@@ -104,11 +129,17 @@ class OutboxRelay:
 
     async def _publish_while_leader(self, lock: _LeaderLock, stop: asyncio.Event) -> None:
         delay = self.poll_seconds
+        idle_wait = self.poll_seconds
+        if self.watch is not None:
+            self.watch.start()
+            idle_wait = max(self.poll_seconds, _WATCHED_POLL_SECONDS)
         while not stop.is_set():
             if not await lock.held():
                 # The database restarted and ended the lock's session: another relay may lead now.
                 log.warning("relay %s lost its leader lock; taking it again", self.name)
                 return
+            # Cleared before the read: a commit the read misses sets it again, so the wait below does not sleep on it.
+            self.wakeup.clear()
             try:
                 count = await self.publish_once()
                 delay = self.poll_seconds
@@ -122,10 +153,9 @@ class OutboxRelay:
                 delay = min(delay * 2, 5.0)
                 continue
             if count < self.batch_size:
-                self.wakeup.clear()
                 waiter = asyncio.ensure_future(self.wakeup.wait())
                 stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
+                await asyncio.wait({waiter, stopper}, timeout=idle_wait, return_when="FIRST_COMPLETED")
                 waiter.cancel()
                 stopper.cancel()
 

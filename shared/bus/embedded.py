@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
+import sqlite3
 from collections.abc import Sequence
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.base import Delivery, OutgoingMessage
+from shared.bus.commits import CommitWatch, sqlite_file
 from shared.db import BigIntKey, UTCDateTime, reading
 from shared.events import CloudEvent, utcnow
 
@@ -53,21 +55,36 @@ offsets = Table(
 )
 
 _APPEND_LOCK_ID = 0x6A696573  # serialises appends on PostgreSQL so positions commit in order
+# A watched reader is woken by commits; it still reads this often on its own, in case a wake-up slipped by.
+_RESYNC_SECONDS = 5.0
 
 
 class EmbeddedBus:
-    """A bus whose log lives in a database file; publishing returns after the commit."""
+    """A bus whose log lives in a database file; publishing returns after the commit.
 
-    def __init__(self, engine: AsyncEngine, *, poll_seconds: float = 0.05) -> None:
+    On a SQLite file, readers sleep until a commit watch (PRAGMA data_version, see ``shared.bus.commits``) sees
+    new messages on their topics, from this process or another; elsewhere they poll every ``poll_seconds``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, poll_seconds: float = 0.05, watch_seconds: float = 0.02) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
         self._appended = asyncio.Condition()
+        path = sqlite_file(engine)
+        self.watch = CommitWatch(path, slowest=watch_seconds) if path is not None else None
+        if self.watch is not None:
+            self.watch.probes.append(self._new_messages)
+            self.watch.on_error = self._wake_all
+        self._readers: set[EmbeddedSubscription] = set()
+        self._seen: int | None = None  # the last position the watch has told readers about
 
     async def start(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
     async def close(self) -> None:
+        if self.watch is not None:
+            await self.watch.close()
         await self.engine.dispose()
 
     async def publish(self, batch: Sequence[OutgoingMessage]) -> None:
@@ -88,17 +105,55 @@ class EmbeddedBus:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _APPEND_LOCK_ID})
             await conn.execute(insert(messages), rows)
+        if self.watch is not None:
+            self.watch.prod()
         async with self._appended:
             self._appended.notify_all()
 
     def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> EmbeddedSubscription:
         return EmbeddedSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
 
+    def watching(self, reader: EmbeddedSubscription) -> bool:
+        """Register a reader with the commit watch (started on first use); False when there is no watch."""
+        if self.watch is None:
+            return False
+        if not self.watch.running():
+            self.watch.start()
+        self._readers.add(reader)
+        return True
+
+    def forget(self, reader: EmbeddedSubscription) -> None:
+        """Stop waking a reader that closed."""
+        self._readers.discard(reader)
+
     async def wait_for_append(self, timeout: float) -> None:
         """Sleep until something is appended in this process, or the timeout passes."""
         async with self._appended:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._appended.wait(), timeout)
+
+    def _new_messages(self, conn: sqlite3.Connection) -> None:
+        """Probe run by the watch after a commit: wake the readers of the topics that got messages."""
+        if self._seen is None:
+            # The first look (or the first after a failed one): readers query for themselves from here.
+            self._seen = conn.execute(f"SELECT coalesce(max(position), 0) FROM {messages.name}").fetchall()[0][0]
+            for reader in list(self._readers):
+                reader.wake()
+            return
+        found = conn.execute(
+            f"SELECT topic, max(position) FROM {messages.name} WHERE position > ? GROUP BY topic", (self._seen,)
+        ).fetchall()
+        if not found:
+            return  # an offset commit, or a write to another table
+        self._seen = max(position for _, position in found)
+        for reader in list(self._readers):
+            if any(reader.wants(topic) for topic, _ in found):
+                reader.wake()
+
+    def _wake_all(self) -> None:
+        self._seen = None  # the next good look starts afresh (and wakes everyone again)
+        for reader in list(self._readers):
+            reader.wake()
 
 
 def _pattern_prefix(pattern: str) -> str:
@@ -122,9 +177,23 @@ class EmbeddedSubscription:
         # The last position this reader's query returned: everything up to it was delivered or is not ours, so a
         # reader that commits seldom (or never) does not scan the same rows again and again.
         self._scanned = 0
+        self._woken = asyncio.Event()  # set: something may have arrived since the last read
+        self._woken.set()
+        self._read_at = -_RESYNC_SECONDS
+        self.wakeups = 0  # times the commit watch woke this reader for new messages on its topics
+
+    def wants(self, topic: str) -> bool:
+        """Whether a topic is one this reader follows."""
+        return topic in self.topics or (self.pattern is not None and self.pattern.search(topic) is not None)
+
+    def wake(self) -> None:
+        """Called by the commit watch: messages for this reader were committed."""
+        self.wakeups += 1
+        self._woken.set()
 
     async def start(self) -> None:
         self._scanned = 0
+        self._woken.set()
         async with reading(self.bus.engine) as conn:
             rows = await conn.execute(
                 select(offsets.c.topic, offsets.c.position).where(offsets.c.group_id == self.group)
@@ -142,12 +211,25 @@ class EmbeddedSubscription:
     async def fetch(self, *, max_records: int = 200, timeout: float = 1.0) -> list[Delivery]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        watched = self.bus.watching(self)
         while True:
-            found = await self._read(max_records)
+            if not watched or self._woken.is_set() or loop.time() - self._read_at >= _RESYNC_SECONDS:
+                # Cleared before the read: a commit the read misses wakes the wait below.
+                self._woken.clear()
+                found = await self._read(max_records)
+                self._read_at = loop.time()
+                if found:
+                    self._woken.set()  # there may be more than max_records: read again at once next time
+                    return found
             remaining = deadline - loop.time()
-            if found or remaining <= 0:
-                return found
-            await self.bus.wait_for_append(min(self.bus.poll_seconds, remaining))
+            if remaining <= 0:
+                return []
+            if not watched:
+                await self.bus.wait_for_append(min(self.bus.poll_seconds, remaining))
+                continue
+            resync = self._read_at + _RESYNC_SECONDS - loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), max(0.0, min(remaining, resync)))
 
     async def _read(self, max_records: int) -> list[Delivery]:
         low = min((self._cursor.get(t, 0) for t in self.topics), default=0) if self.pattern is None else 0
@@ -209,5 +291,6 @@ class EmbeddedSubscription:
                 )
 
     async def close(self) -> None:
+        self.bus.forget(self)
         self._cursor = {}
         self._scanned = 0
