@@ -62,6 +62,10 @@ class Watched:
                 total += cpu_seconds(pid)
         return total
 
+    def cpu_now(self) -> float:
+        """CPU seconds used so far by the process (tree)."""
+        return self._cpu()
+
     def begin(self) -> None:
         self.cpu_start = self._cpu()
 
@@ -76,10 +80,14 @@ class Watched:
     def end(self) -> None:
         self.cpu_end = self._cpu()
 
-    def summary(self, seconds: float) -> dict[str, float]:
+    def summary(self, seconds: float, reports: int = 0) -> dict[str, float]:
+        """CPU as a share of one core over ``seconds`` and, given the reports carried meanwhile, per report."""
         steady = sorted(self.samples[len(self.samples) // 2 :]) or [0]
+        used = self.cpu_end - self.cpu_start
+        per_report = {"cpu_ms_per_report": round(1000 * used / reports, 2)} if reports else {}
         return {
-            "cpu_percent": round(100 * (self.cpu_end - self.cpu_start) / seconds, 1),
+            "cpu_percent": round(100 * used / seconds, 1),
+            **per_report,
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "steady_rss_mb": round(steady[len(steady) // 2] / 2**20, 1),
         }
