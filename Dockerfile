@@ -33,7 +33,9 @@ COPY . .
 RUN uv sync --frozen --no-dev \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin jiesu
 
-ENV PATH="/app/.venv/bin:$PATH"
+# Two malloc arenas rather than one per allocating thread: a smaller resident set for the same work.
+ENV PATH="/app/.venv/bin:$PATH" \
+    MALLOC_ARENA_MAX=2
 USER 10001
 EXPOSE 8001 8002 8003
 

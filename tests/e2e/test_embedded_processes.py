@@ -21,6 +21,10 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
+def _environ(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+
+
 def _service_pids(log: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"jiesu: (\w+) on http://\S+\s+\(process (\d+);", log.read_text())}
 
@@ -35,6 +39,8 @@ async def test_each_service_has_its_own_process_and_a_killed_up_takes_them_along
         pids = _service_pids(proc.log)
         assert set(pids) == {"intake", "dispatch", "evaluation"}
         assert len(set(pids.values())) == 3 and proc.popen is not None and proc.popen.pid not in pids.values()
+        for pid in pids.values():  # two malloc arenas per service, unless the user set it (a smaller resident set)
+            assert "MALLOC_ARENA_MAX=2" in _environ(pid)
         async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             answer = await http.post(
                 f"{urls[0]}/v1/reports", json={"source": "hotline", "external_id": "p1", "content": "路灯不亮"}
