@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from services.dispatch import trail
 from services.dispatch.context import DispatchContext
@@ -32,11 +33,31 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
+class StoredCase(NamedTuple):
+    """What the search compares of a stored open case; the case itself is loaded only when a report repeats it."""
+
+    id: str
+    kind_code: str | None
+    status: str
+    received_at: datetime
+    reporter_key: str | None
+    lat: float | None
+    lon: float | None
+    address: str | None
+
+
+_COMPARED = tuple(getattr(Case, name) for name in StoredCase._fields)
+
+
 @dataclass(slots=True)
 class ChunkCandidates:
-    """What a consumer chunk's reports may duplicate: stored open cases per kind, and the cases the chunk opens."""
+    """What a consumer chunk's reports may duplicate: stored open cases per kind, and the cases the chunk opens.
 
-    stored: dict[str, list[Case]] = field(default_factory=dict)  # kind code -> open cases, oldest first
+    The stored cases are read once, before the chunk's reports are judged; judging changes none of the compared
+    columns of a stored case (a merge only adds to its duplicates and its trail).
+    """
+
+    stored: dict[str, list[StoredCase]] = field(default_factory=dict)  # kind code -> open cases, oldest first
     opened: list[Case] = field(default_factory=list)  # in the order the chunk opened them
 
 
@@ -57,28 +78,49 @@ async def load_candidates(session: AsyncSession, ctx: DispatchContext, reports: 
     session.info[_CHUNK] = chunk
     if not bounds:
         return
-    in_window = or_(*(and_(Case.kind_code == k, Case.received_at >= lo) for k, (lo, _) in bounds.items()))
-    early = [and_(Case.kind_code == k, Case.received_at < hi) for k, (lo, hi) in bounds.items() if hi > lo]
+    kinds = list(bounds.items())
+    size = _bucket(len(kinds))
+    kinds += kinds[-1:] * (size - len(kinds))  # a repeated kind changes nothing: the same rows, the same counts
+    params: dict[str, object] = {}
+    for i, (kind, (lo, hi)) in enumerate(kinds):
+        params |= {f"kind_{i}": kind, f"lo_{i}": lo, f"hi_{i}": hi}
+    for row in await session.execute(_candidates_query(size), params):
+        stored = StoredCase._make(row)
+        chunk.stored[stored.kind_code or ""].append(stored)
+
+
+def _bucket(kinds: int) -> int:
+    """The next power of two: a few statement shapes, each built and compiled once per process."""
+    return 1 << (kinds - 1).bit_length()
+
+
+@lru_cache(maxsize=16)
+def _candidates_query(kinds: int) -> Select[Any]:
+    """The chunk's candidates for ``kinds`` (kind, earliest window start, latest window start) bound parameters.
+
+    Per kind, the open cases received since its earliest window start, oldest first, ranked; a kind keeps as many
+    rows as fall before its latest window start (``early``) plus ``CANDIDATES``. A kind whose two starts are the
+    same counts no early rows, as none of its rows in the window is received before its start.
+    """
+    kind = [bindparam(f"kind_{i}", type_=Case.kind_code.type) for i in range(kinds)]
+    lo = [bindparam(f"lo_{i}", type_=Case.received_at.type) for i in range(kinds)]
+    hi = [bindparam(f"hi_{i}", type_=Case.received_at.type) for i in range(kinds)]
+    in_window = or_(*(and_(Case.kind_code == kind[i], Case.received_at >= lo[i]) for i in range(kinds)))
+    early = or_(*(and_(Case.kind_code == kind[i], Case.received_at < hi[i]) for i in range(kinds)))
     ranked = (
         select(
-            Case,
+            *_COMPARED,
             func.row_number().over(partition_by=Case.kind_code, order_by=(Case.received_at, Case.id)).label("rank"),
-            func.sum(when((or_(*early) if early else false(), 1), else_=0))
-            .over(partition_by=Case.kind_code)
-            .label("early"),
+            func.sum(when((early, 1), else_=0)).over(partition_by=Case.kind_code).label("early"),
         )
         .where(Case.status.in_(OPEN), in_window)
         .subquery()
     )
-    row = aliased(Case, ranked)
-    query = (
-        select(row)
+    return (
+        select(*(ranked.c[name] for name in StoredCase._fields))
         .where(ranked.c.rank <= ranked.c.early + CANDIDATES)
         .order_by(ranked.c.kind_code, ranked.c.received_at, ranked.c.id)
     )
-    with session.no_autoflush:
-        for case in (await session.execute(query)).scalars():
-            chunk.stored[case.kind_code or ""].append(case)
 
 
 def opened(session: AsyncSession, case: Case) -> None:
@@ -88,55 +130,65 @@ def opened(session: AsyncSession, case: Case) -> None:
         chunk.opened.append(case)
 
 
-async def _stored(session: AsyncSession, case: Case, since: datetime) -> tuple[list[Case], list[Case]]:
+async def _stored(session: AsyncSession, case: Case, since: datetime) -> tuple[Sequence[StoredCase], Sequence[Case]]:
     """Stored open cases of the case's kind and the cases opened beside it: from the chunk's load, else queried."""
     chunk: ChunkCandidates | None = session.info.get(_CHUNK)
     if chunk is not None and case.kind_code in chunk.stored:
         return chunk.stored[case.kind_code or ""], chunk.opened
-    stored = (
-        await session.execute(
-            select(Case)
-            .where(
-                Case.kind_code == case.kind_code,
-                Case.id != case.id,
-                Case.status.in_(OPEN),
-                Case.received_at >= since,
-            )
-            .order_by(Case.received_at, Case.id)
-            .limit(CANDIDATES)
+    rows = await session.execute(
+        select(*_COMPARED)
+        .where(
+            Case.kind_code == case.kind_code,
+            Case.id != case.id,
+            Case.status.in_(OPEN),
+            Case.received_at >= since,
         )
-    ).scalars()
-    # Cases opened earlier in the same transaction are still pending (flushed once at its end): look at them too.
-    return list(stored), [other for other in session.new if isinstance(other, Case)]
+        .order_by(Case.received_at, Case.id)
+        .limit(CANDIDATES)
+    )
+    # Cases opened earlier in the same chunk or transaction are not written yet: look at them too.
+    pending = chunk.opened if chunk is not None else [other for other in session.new if isinstance(other, Case)]
+    return [StoredCase._make(row) for row in rows], pending
 
 
 async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case) -> tuple[Case, str] | None:
     """An open case of the same kind about the same place, or from the same caller, within the window."""
-    if case.kind_code is None:
+    kind = case.kind_code
+    if kind is None:
         return None
+    own = case.id
     since = case.received_at - timedelta(hours=ctx.settings.duplicate_window_hours)
-
-    def candidate(other: Case) -> bool:
-        return (
-            other.kind_code == case.kind_code
-            and other.id != case.id
-            and other.status in OPEN
-            and other.received_at >= since
-        )
-
     with session.no_autoflush:
         stored, pending = await _stored(session, case, since)
-    candidates = sorted({id(c): c for c in [*stored, *pending] if candidate(c)}.values(), key=lambda c: c.received_at)
+    pool: dict[str, StoredCase | Case] = {}
+    compared: list[StoredCase | Case] = [*stored, *pending]
+    for other in compared:
+        if other.kind_code == kind and other.id != own and other.status in OPEN and other.received_at >= since:
+            pool[other.id] = other
+    candidates = sorted(pool.values(), key=lambda c: c.received_at)
+    key, lat, lon, address = case.reporter_key, case.lat, case.lon, case.address
+    found: tuple[StoredCase | Case, str] | None = None
     for other in candidates[:CANDIDATES]:
-        if case.reporter_key and other.reporter_key == case.reporter_key:
-            return other, "the same caller reported the same kind of problem"
-        if None not in (case.lat, case.lon, other.lat, other.lon):
-            gap = distance_m(case.lat, case.lon, other.lat, other.lon)  # type: ignore[arg-type]
+        if key and other.reporter_key == key:
+            found = other, "the same caller reported the same kind of problem"
+            break
+        if lat is not None and lon is not None and other.lat is not None and other.lon is not None:
+            gap = distance_m(lat, lon, other.lat, other.lon)
             if gap <= ctx.settings.duplicate_distance_m:
-                return other, f"the same kind of problem {gap:.0f} m away"
-        if case.address and other.address and case.address.strip() == other.address.strip():
-            return other, "the same kind of problem at the same address"
-    return None
+                found = other, f"the same kind of problem {gap:.0f} m away"
+                break
+        if address and other.address and address.strip() == other.address.strip():
+            found = other, "the same kind of problem at the same address"
+            break
+    if found is None:
+        return None
+    other, why = found
+    if isinstance(other, Case):
+        return other, why
+    with session.no_autoflush:  # the chunk's own cases are written at its end, with what it buffered
+        first = await session.get(Case, other.id)
+    assert first is not None, f"open case {other.id} vanished"
+    return first, why
 
 
 async def merge_into(session: AsyncSession, case: Case, first: Case, *, reason: str, at: datetime) -> None:

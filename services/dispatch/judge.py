@@ -6,6 +6,7 @@ import itertools
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +23,17 @@ def features(text: str) -> Counter[str]:
     grams = Counter(tokens)
     grams.update(a + b for a, b in itertools.pairwise(tokens))
     return grams
+
+
+def _any_of(keywords: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a text contains any of the keywords (an empty keyword is in every text)."""
+    words = sorted(set(keywords), key=len, reverse=True)
+    if not words:
+        return lambda _text: False
+    if "" in words:
+        return lambda _text: True
+    pattern = re.compile("|".join(map(re.escape, words)))
+    return lambda text: pattern.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +106,9 @@ class ModelClassifier:
             )
         self.guide = guide
         self.model = model
-        self.fallback = GuideClassifier(guide)
+        # Only a domain or category model needs the guide's examples to pick a kind inside its label: built for
+        # a kind model too, they would hold some 16 MB for nothing.
+        self.fallback = GuideClassifier(guide) if model.level != "kind" else None
 
     def predict(self, text: str, *, subject: str = "") -> tuple[Kind, float]:
         """The best kind and its calibrated probability."""
@@ -106,6 +120,7 @@ class ModelClassifier:
         def group(kind: Kind) -> str:
             return kind.category if self.model.level == "category" else self.guide.domain_of(kind)
 
+        assert self.fallback is not None
         joined = f"{subject} {text}"
         for code, _score in self.fallback.rank(joined):
             kind = self.guide.kind_by_code[code]
@@ -124,11 +139,14 @@ class Judge:
             ModelClassifier(guide, model) if model is not None else GuideClassifier(guide)
         )
         self._emergencies = [k for k in guide.kinds if k.transfer_to]
+        # One search tells whether any keyword occurs at all; the ordered loops below say which one counts.
+        self._any_emergency = _any_of(kw for kind in self._emergencies for kw in kind.keywords)
+        self._any_out_of_scope = _any_of(kw for rule in guide.out_of_scope for kw in rule.keywords)
 
     def judge(self, *, text: str, kind_code: str | None, source: str, subject: str = "") -> Judgement:
         """Decide kind and what to do with the report."""
         whole = f"{subject} {text}" if subject else text
-        for kind in self._emergencies:
+        for kind in self._emergencies if self._any_emergency(whole) else ():
             hit = next((kw for kw in kind.keywords if kw in whole), None)
             if hit:
                 return Judgement(
@@ -139,7 +157,7 @@ class Judge:
                     reasons=(f"emergency keyword {hit!r}: transfer to {kind.transfer_to}",),
                     transfer_to=kind.transfer_to,
                 )
-        for rule in self.guide.out_of_scope:
+        for rule in self.guide.out_of_scope if self._any_out_of_scope(whole) else ():
             hit = next((kw for kw in rule.keywords if kw in whole), None)
             if hit:
                 return Judgement(

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch import duplicates, timers, trail
+from services.dispatch import duplicates, staging, timers, trail
 from services.dispatch.context import DispatchContext
 from services.dispatch.duplicates import SYSTEM
 from services.dispatch.judge import Judgement
@@ -167,7 +167,9 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         deadline_basis={},
         reopen_count=0,
     )
-    session.add(case)
+    staged = staging.stage(session, case)
+    if not staged:
+        session.add(case)
     known: tuple[set[str], set[str]] | None = session.info.get(_KNOWN)
     if known is not None:
         known[1].add(case.id)
@@ -188,6 +190,8 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         grid_code=case.grid_code, lon=case.lon, lat=case.lat, address=case.address or case.content
     )
     await _record_judgement(session, ctx, case, judgement, placement, place_reasons, actor=SYSTEM, at=now)
+    if staged:
+        staging.restage(session, case)
     return case
 
 
@@ -240,6 +244,7 @@ async def _record_judgement(
         case.judge_reasons = [*reasons, f"duplicate of {first.case_number}: {why}"]
         await emit(session, case, topics.CASE_JUDGED, at, decision="merge", reasons=case.judge_reasons)
         await duplicates.merge_into(session, case, first, reason=why, at=at)
+        staging.restage(session, first)
         return
     if judgement.decision == "transfer":
         case.decision = "transfer"
@@ -301,33 +306,34 @@ async def _open_tasks(session: AsyncSession, ctx: DispatchContext, case: Case, a
     """A task per cooperating unit (协办); a town's whistled departments must also check in (报到)."""
     if not case.cooperating_units:
         return
-    query = select(CaseTask.unit_code).where(CaseTask.case_id == case.id)
-    if not fresh:
+    existing: set[str] = set()
+    if not fresh:  # a fresh case has no tasks yet: no query, not even built
         await flush_buffer(session)  # tasks opened earlier in the same chunk count as existing
-    existing = set() if fresh else set((await session.execute(query)).scalars())
+        query = select(CaseTask.unit_code).where(CaseTask.case_id == case.id)
+        existing = set((await session.execute(query)).scalars())
     buffer = write_buffer(session)
     for unit in case.cooperating_units:
         if unit in existing:
             continue
         whistled = case.source == "town" and unit in case.requested_departments
-        task = CaseTask(
-            case_id=case.id,
-            unit_code=unit,
-            role="whistle" if whistled else "cooperating",
-            status="assigned",
-            due_at=case.complete_deadline,
-            checkin_deadline=at + timedelta(hours=ctx.settings.checkin_hours) if whistled else None,
-        )
+        checkin = at + timedelta(hours=ctx.settings.checkin_hours) if whistled else None
+        row: dict[str, Any] = {
+            "case_id": case.id,
+            "unit_code": unit,
+            "role": "whistle" if whistled else "cooperating",
+            "status": "assigned",
+            "due_at": case.complete_deadline,
+            "checkin_deadline": checkin,
+        }
         if buffer is None:
-            session.add(task)
-        else:  # one multi-row insert for the chunk's tasks
-            buffer.add(_TASKS, [{column: getattr(task, column) for column in _TASK_COLUMNS}])
-        if whistled:
-            await timers.schedule_checkin(session, case, task)
+            session.add(CaseTask(**row))
+        else:  # one multi-row insert for the chunk's tasks, without ORM objects nobody reads
+            buffer.add(_TASKS, [row])
+        if checkin is not None:
+            await timers.schedule_checkin(session, case, unit=unit, deadline=checkin)
 
 
 _TASKS = cast(Table, CaseTask.__table__)
-_TASK_COLUMNS = ("case_id", "unit_code", "role", "status", "due_at", "checkin_deadline")
 
 
 def deadlines(case: Case) -> dict[str, Any]:

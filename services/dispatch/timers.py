@@ -80,10 +80,9 @@ async def _add(session: AsyncSession, case: Case, rows: list[tuple[str, datetime
         buffer.add(table, values)
 
 
-async def schedule_checkin(session: AsyncSession, case: Case, task: CaseTask) -> None:
+async def schedule_checkin(session: AsyncSession, case: Case, *, unit: str, deadline: datetime) -> None:
     """A whistled department's check-in deadline (报到)."""
-    assert task.checkin_deadline is not None
-    await _add(session, case, [("checkin_missed", task.checkin_deadline)], unit=task.unit_code)
+    await _add(session, case, [("checkin_missed", deadline)], unit=unit)
 
 
 async def cancel(session: AsyncSession, case_id: str, kinds: tuple[str, ...]) -> None:

@@ -30,8 +30,12 @@ def is_working_day(day: date) -> tuple[bool, str]:
 
 def add_working_days(start: datetime, days: int, *, tz: ZoneInfo) -> Deadline:
     """Due at the end of the ``days``-th working day after the start day (the start day is not counted)."""
-    local = start.astimezone(tz)
-    day = local.date()
+    return _working_days_after(start.astimezone(tz).date(), days, tz)
+
+
+@lru_cache(maxsize=1024)  # the deadline depends on the start day only: the same for a day's reports
+def _working_days_after(start: date, days: int, tz: ZoneInfo) -> Deadline:
+    day = start
     counted = 0
     skipped = 0
     sources: set[str] = set()
@@ -45,7 +49,7 @@ def add_working_days(start: datetime, days: int, *, tz: ZoneInfo) -> Deadline:
             skipped += 1
     due = datetime.combine(day, time(23, 59, 59), tzinfo=tz)
     basis = (
-        f"{days} working days after {local.date().isoformat()}, skipping {skipped} non-working days "
+        f"{days} working days after {start.isoformat()}, skipping {skipped} non-working days "
         f"({'+'.join(sorted(sources))}); due at the end of {day.isoformat()} {tz.key}"
     )
     return Deadline(due=due, basis=basis)
