@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ async def bump(session: AsyncSession, keys: Iterable[RowKey], increments: Mappin
 
 async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
     """Add increments to rows; inside a consumer chunk they are summed and written once at the chunk's end."""
-    unknown = {name for inc in changes.values() for name in inc} - set(ALL_COLUMNS)
+    unknown = {name for inc in changes.values() for name in inc if name not in _KNOWN}
     if unknown:
         raise ValueError(f"unknown roll-up counters {sorted(unknown)}")
     buffer = write_buffer(session)
@@ -36,6 +37,8 @@ async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str,
 
 
 _MERGE = "evaluation.rollups"
+_KNOWN = frozenset(ALL_COLUMNS)
+_KEY_COLUMNS = RowKey._fields
 
 
 async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
@@ -43,25 +46,24 @@ async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, f
     names = sorted({name for inc in changes.values() for name, value in inc.items() if value})
     if not names:
         return
-    values: list[dict[str, Any]] = [
-        {
-            "span": key.span,
-            "level": key.level,
-            "period_start": key.period_start,
-            "code": key.code,
-            "kind_code": key.kind_code,
-            "category_code": key.category_code,
-            **{name: changes[key].get(name, 0) for name in names},
-        }
-        for key in sorted(changes)
-        if any(changes[key].get(name) for name in names)
-    ]
+    values: list[dict[str, Any]] = []
+    for key in sorted(changes):
+        increments = changes[key]
+        if any(increments.get(name) for name in names):
+            values.append(dict(zip(_KEY_COLUMNS, key, strict=True)) | {name: increments.get(name, 0) for name in names})
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    await session.execute(_upsert_statement(dialect, tuple(names)), values)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, names: tuple[str, ...]) -> Any:
+    """The upsert adding these counters, built once per set of counters.
+
+    One statement executed for many rows: compiled once and cached, where a statement of many VALUES rows would be
+    compiled anew for every chunk; and built once, as building it (its ``excluded`` columns) costs as much again.
+    """
     insert = postgresql.insert(rollups) if dialect == "postgresql" else sqlite.insert(rollups)
-    # One statement executed for many rows: compiled once and cached, where a statement of many VALUES rows
-    # would be compiled anew for every chunk.
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["span", "level", "period_start", "code", "kind_code"],
         set_={name: rollups.c[name] + insert.excluded[name] for name in names},
     )
-    await session.execute(statement, values)

@@ -6,7 +6,6 @@ and on the roll-up rows of its unit and territory (what queries sum). Nothing is
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import date, datetime
 from typing import Any
@@ -16,25 +15,36 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation import chunk, rollup_store, spots
-from services.evaluation.models import CaseReroute, EvaluatedCase, Feedback, ReportPlace
+from services.evaluation.chunk import Case
+from services.evaluation.models import CaseReroute, EvaluatedCase, Feedback
 from services.evaluation.rollup import bucket_of, keys_for, unit_keys
 from shared.problems import NotFound
 
 
-def territory_of(case: EvaluatedCase) -> dict[str, str | None]:
+def territory_of(case: Case) -> dict[str, str | None]:
     """The case's street, community and grid codes."""
     return {"street": case.street_code, "community": case.community_code, "grid": case.grid_code}
 
 
-def current(case: EvaluatedCase) -> dict[str, Any] | None:
+def current(case: Case) -> dict[str, Any] | None:
     """The assignment the case is in now (the last dispatch)."""
     return case.assignments[-1] if case.assignments else None
 
 
-async def add(session: AsyncSession, case: EvaluatedCase, index: int, **increments: float) -> None:
+def _copied(assignments: list[dict[str, Any]], index: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A new list whose assignment ``index`` (and its counters) is a copy: the old value stays as it was read.
+
+    Assignments hold strings, numbers and their ``counters`` dict, so copying that one entry is a deep copy of
+    all that changes; the ORM sees a new value, and a chunk compares it with the one it read.
+    """
+    copied = list(assignments)
+    assignment = copied[index] = {**assignments[index], "counters": dict(assignments[index]["counters"])}
+    return copied, assignment
+
+
+async def add(session: AsyncSession, case: Case, index: int, **increments: float) -> None:
     """Add to one assignment's counters and to the roll-up rows of that assignment."""
-    assignments = copy.deepcopy(case.assignments)
-    assignment = assignments[index]
+    assignments, assignment = _copied(case.assignments, index)
     counters: dict[str, float] = assignment["counters"]
     for name, amount in increments.items():
         counters[name] = counters.get(name, 0) + amount
@@ -49,51 +59,57 @@ async def add(session: AsyncSession, case: EvaluatedCase, index: int, **incremen
     await rollup_store.bump(session, keys, increments)
 
 
-def _set(case: EvaluatedCase, index: int, **fields: Any) -> None:
-    assignments = copy.deepcopy(case.assignments)
-    assignments[index].update(fields)
+def _set(case: Case, index: int, **fields: Any) -> None:
+    assignments, assignment = _copied(case.assignments, index)
+    assignment.update(fields)
     case.assignments = assignments
 
 
 async def lock(session: AsyncSession, case_id: str) -> EvaluatedCase | None:
-    """A case, locked for change where the database can (a consumer chunk locked its cases up front)."""
-    prepared = chunk.of(session)
-    if prepared is not None and case_id in prepared.cases:
-        return prepared.cases[case_id]
+    """A case, locked for change where the database can."""
     return (
         await session.execute(select(EvaluatedCase).where(EvaluatedCase.case_id == case_id).with_for_update())
     ).scalar_one_or_none()
 
 
+async def held(session: AsyncSession, case_id: str) -> Case | None:
+    """A case to change: the consumer chunk's row (locked up front), else the case locked now."""
+    prepared = chunk.of(session)
+    if prepared is not None and case_id in prepared.cases:
+        return prepared.cases[case_id]
+    return await lock(session, case_id)
+
+
 async def on_judged(session: AsyncSession, data: dict[str, Any], at: datetime, *, tz: ZoneInfo, cell_m: float) -> None:
     """A judged case enters evaluation (for hot spots even before it is dispatched)."""
     await spots.serialise(session, data["case_id"])
-    if await lock(session, data["case_id"]) is not None:
+    if await held(session, data["case_id"]) is not None:
         return
     territory = data.get("territory") or {}
     codes = territory.get("codes") or {}
     names = territory.get("names") or {}
-    case = EvaluatedCase(
-        case_id=data["case_id"],
-        case_number=data["case_number"],
-        source=data["source"],
-        kind_code=data.get("kind_code"),
-        judged_kind_code=data.get("kind_code"),
-        category_code=data.get("category_code"),
-        street_code=codes.get("street"),
-        community_code=codes.get("community"),
-        grid_code=codes.get("grid"),
-        place_name=names.get("community") or names.get("street"),
-        urgency=data.get("urgency") or "normal",
-        status=data["status"],
-        judged_at=at,
-        round=0,
-        assignments=[],
-        callback_attempts=0,
-        caller_key=data.get("caller_key"),
+    case = chunk.add_case(
+        session,
+        {
+            "case_id": data["case_id"],
+            "case_number": data["case_number"],
+            "source": data["source"],
+            "kind_code": data.get("kind_code"),
+            "judged_kind_code": data.get("kind_code"),
+            "category_code": data.get("category_code"),
+            "street_code": codes.get("street"),
+            "community_code": codes.get("community"),
+            "grid_code": codes.get("grid"),
+            "place_name": names.get("community") or names.get("street"),
+            "urgency": data.get("urgency") or "normal",
+            "status": data["status"],
+            "judged_at": at,
+            "round": 0,
+            "assignments": [],
+            "callback_attempts": 0,
+            "caller_key": data.get("caller_key"),
+        },
     )
-    session.add(case)
-    chunk.remember_case(session, case)
     await spots.recount(session, case, tz=tz, cell_m=cell_m)
 
 
@@ -102,10 +118,10 @@ async def on_dispatched(
 ) -> None:
     """A case reached a unit: a new assignment, counted as dispatched for that unit on that day."""
     await spots.serialise(session, data["case_id"])
-    case = await lock(session, data["case_id"])
+    case = await held(session, data["case_id"])
     if case is None:
         await on_judged(session, data, at, tz=tz, cell_m=cell_m)
-        case = await lock(session, data["case_id"])  # outside a chunk, the query flushes the new case first
+        case = await held(session, data["case_id"])  # outside a chunk, the query flushes the new case first
         assert case is not None
     unit, kind = data["primary_unit"], data.get("kind_code")
     previous = current(case)
@@ -120,7 +136,7 @@ async def on_dispatched(
         _reroute(session, case, at, reason="triage", previous=None, unit=unit, kind=kind)
     day = at.astimezone(tz).date()
     case.assignments = [
-        *copy.deepcopy(case.assignments),
+        *case.assignments,
         {
             "unit": unit,
             "kind": kind,
@@ -147,7 +163,7 @@ async def on_dispatched(
 
 def _reroute(
     session: AsyncSession,
-    case: EvaluatedCase,
+    case: Case,
     at: datetime,
     *,
     reason: str,
@@ -170,8 +186,8 @@ def _reroute(
     )
 
 
-async def _assigned(session: AsyncSession, data: dict[str, Any]) -> tuple[EvaluatedCase, int] | None:
-    case = await lock(session, data["case_id"])
+async def _assigned(session: AsyncSession, data: dict[str, Any]) -> tuple[Case, int] | None:
+    case = await held(session, data["case_id"])
     if case is None or not case.assignments:
         return None
     case.status = data.get("status", case.status)
@@ -260,7 +276,7 @@ async def on_reopened(session: AsyncSession, data: dict[str, Any]) -> None:
 
 async def on_merged(session: AsyncSession, data: dict[str, Any]) -> None:
     """合并: a duplicate report joined an earlier case; it stays a member of hot spots and repeat complaints."""
-    case = await lock(session, data["case_id"])
+    case = await held(session, data["case_id"])
     if case is not None:
         case.status = data["status"]
         case.merged_into = data.get("merged_into")
@@ -268,7 +284,7 @@ async def on_merged(session: AsyncSession, data: dict[str, Any]) -> None:
 
 async def on_status(session: AsyncSession, data: dict[str, Any]) -> None:
     """Any other case event: follow the status."""
-    case = await lock(session, data["case_id"])
+    case = await held(session, data["case_id"])
     if case is not None:
         case.status = data["status"]
 
@@ -301,17 +317,18 @@ async def on_report_received(
         return
     location = data.get("location") or {}
     received = data.get("received_at")
-    place = ReportPlace(
-        case_id=data["id"],
-        address=(data.get("address") or None) and str(data["address"])[:300],
-        place_key=place_key(data.get("address"), location.get("lat"), location.get("lon")),
-        lat=location.get("lat"),
-        lon=location.get("lon"),
-        received_at=datetime.fromisoformat(received) if received else at,
+    chunk.add_place(
+        session,
+        {
+            "case_id": data["id"],
+            "address": (data.get("address") or None) and str(data["address"])[:300],
+            "place_key": place_key(data.get("address"), location.get("lat"), location.get("lon")),
+            "lat": location.get("lat"),
+            "lon": location.get("lon"),
+            "received_at": datetime.fromisoformat(received) if received else at,
+        },
     )
-    session.add(place)
-    chunk.remember_place(session, place)
-    case = await lock(session, data["id"])
+    case = await held(session, data["id"])
     if case is not None:  # the case was judged first: its cell may now be the report's GPS square or address
         await spots.recount(session, case, tz=tz, cell_m=cell_m)
 

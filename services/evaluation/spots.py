@@ -7,7 +7,9 @@ contribution is taken back and the new one added, in the same transaction: the c
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,7 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation import chunk
-from services.evaluation.models import EvaluatedCase, ReportPlace, hotspot_counts, hotspot_reporters
+from services.evaluation.chunk import Case, Place
+from services.evaluation.models import hotspot_counts, hotspot_reporters
 from shared.db import write_buffer
 
 URGENCY_WEIGHT = {"normal": 1.0, "urgent": 1.5, "emergency": 2.0}
@@ -27,6 +30,9 @@ CELL_LEVELS = ("grid", "community", "street")
 NO_CELL = ""  # counted for the kind and month, never part of a hot spot
 COUNT_KEYS = ("level", "category_code", "cell", "day", "kind_code")
 REPORTER_KEYS = ("level", "category_code", "cell", "day", "reporter")
+COUNT_COUNTERS = ("reports", "severity_sum", *(f"from_{source}" for source in SOURCES))
+REPORTER_COUNTERS = ("reports",)
+Counters = Mapping[tuple[Any, ...], Sequence[float]]  # key columns' values -> counter values, in column order
 _M_PER_DEGREE = 111_320
 
 
@@ -38,7 +44,7 @@ def gps_cell(lat: float, lon: float, cell_m: float) -> str:
     return f"gps{cell_m:g}m:{row},{math.floor(lon * lon_m / cell_m)}"
 
 
-def cells_of(case: EvaluatedCase, place: ReportPlace | None, *, cell_m: float) -> dict[str, str]:
+def cells_of(case: Case, place: Place | None, *, cell_m: float) -> dict[str, str]:
     """The report's cell per level: its area code; without one, its GPS square, else its address, else none."""
     located = NO_CELL
     if place is not None and place.lat is not None and place.lon is not None:
@@ -52,7 +58,7 @@ def cells_of(case: EvaluatedCase, place: ReportPlace | None, *, cell_m: float) -
     }
 
 
-def reporter_of(case: EvaluatedCase, place: ReportPlace | None) -> str:
+def reporter_of(case: Case, place: Place | None) -> str:
     """Who reported: the caller's pseudonym when known, else the same source at the same spot is one reporter."""
     if case.caller_key:
         return f"caller:{case.caller_key}"
@@ -74,9 +80,7 @@ class Contribution:
     severity: float
 
 
-def contribution_of(
-    case: EvaluatedCase, place: ReportPlace | None, *, tz: ZoneInfo, cell_m: float
-) -> Contribution | None:
+def contribution_of(case: Case, place: Place | None, *, tz: ZoneInfo, cell_m: float) -> Contribution | None:
     """What the case should add now (nothing before it has a kind)."""
     if case.kind_code is None:
         return None
@@ -91,7 +95,7 @@ def contribution_of(
     )
 
 
-def recorded(case: EvaluatedCase) -> Contribution | None:
+def recorded(case: Case) -> Contribution | None:
     """What the case has added so far."""
     if case.spot_day is None or case.spot_kind is None:
         return None
@@ -108,7 +112,7 @@ def recorded(case: EvaluatedCase) -> Contribution | None:
     )
 
 
-def _remember(case: EvaluatedCase, new: Contribution | None) -> None:
+def _remember(case: Case, new: Contribution | None) -> None:
     cells = dict(new.cells) if new else {}
     case.spot_day = new.day if new else None
     case.spot_category = new.category if new else None
@@ -125,7 +129,7 @@ async def serialise(session: AsyncSession, case_id: str) -> None:
         await chunk.serialise_many(session, [case_id])
 
 
-async def recount(session: AsyncSession, case: EvaluatedCase, *, tz: ZoneInfo, cell_m: float) -> None:
+async def recount(session: AsyncSession, case: Case, *, tz: ZoneInfo, cell_m: float) -> None:
     """Bring the counters in line with the case as it is now: take back what it added, add what it adds."""
     place = await chunk.place(session, case.case_id)
     new = contribution_of(case, place, tz=tz, cell_m=cell_m)
@@ -140,56 +144,64 @@ async def recount(session: AsyncSession, case: EvaluatedCase, *, tz: ZoneInfo, c
 
 
 async def _add(session: AsyncSession, part: Contribution, sign: int) -> None:
-    counts = [
-        {
-            "level": level,
-            "category_code": part.category,
-            "cell": cell,
-            "day": part.day,
-            "kind_code": part.kind,
-            "reports": sign,
-            "severity_sum": sign * part.severity,
-            **{f"from_{source}": sign if source == part.source else 0 for source in SOURCES},
-        }
+    by_source = tuple(sign if source == part.source else 0 for source in SOURCES)
+    counts = {
+        (level, part.category, cell, part.day, part.kind): (sign, sign * part.severity, *by_source)
         for level, cell in part.cells
-    ]
-    await _merge(session, hotspot_counts, counts, keys=COUNT_KEYS)
-    reporters = [
-        {"level": level, "category_code": part.category, "cell": cell, "day": part.day, "reporter": part.reporter}
-        | {"reports": sign}
+    }
+    await _merge(session, hotspot_counts, counts, keys=COUNT_KEYS, counters=COUNT_COUNTERS)
+    reporters = {
+        (level, part.category, cell, part.day, part.reporter): (sign,)
         for level, cell in part.cells
         if level != "street" and cell != NO_CELL
-    ]
-    await _merge(session, hotspot_reporters, reporters, keys=REPORTER_KEYS)
+    }
+    await _merge(session, hotspot_reporters, reporters, keys=REPORTER_KEYS, counters=REPORTER_COUNTERS)
 
 
-async def _merge(session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
+async def _merge(
+    session: AsyncSession, table: Table, rows: Counters, *, keys: tuple[str, ...], counters: tuple[str, ...]
+) -> None:
     """Add to counter rows now, or, inside a consumer chunk, sum them and write them once at the chunk's end."""
     buffer = write_buffer(session)
     if buffer is None:
-        await _upsert(session, table, rows, keys=keys)
+        await _upsert(session, table, rows, keys=keys, counters=counters)
         return
 
-    async def write(session: AsyncSession, pending: dict[tuple[Any, ...], dict[str, Any]]) -> None:
-        await _upsert(session, table, list(pending.values()), keys=keys)
+    async def write(session: AsyncSession, pending: dict[tuple[Any, ...], list[float]]) -> None:
+        await _upsert(session, table, pending, keys=keys, counters=counters)
 
     _, pending = buffer.merges.setdefault(f"evaluation.{table.name}", (write, {}))
-    for row in rows:
-        known = pending.setdefault(tuple(row[k] for k in keys), {k: row[k] for k in keys})
-        for name, value in row.items():
-            if name not in keys:
-                known[name] = known.get(name, 0) + value
+    for key, values in rows.items():
+        known = pending.get(key)
+        if known is None:
+            pending[key] = list(values)
+        else:
+            for i, value in enumerate(values):
+                known[i] += value
 
 
-async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
+async def _upsert(
+    session: AsyncSession,
+    table: Table,
+    rows: Counters,
+    *,
+    keys: tuple[str, ...],
+    counters: tuple[str, ...],
+) -> None:
     """Add the rows' counters to existing rows, in key order so concurrent writers never deadlock."""
     if not rows:
         return
-    rows = sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))
-    counters = [name for name in rows[0] if name not in keys]
+    ordered = sorted(rows)  # strings and a date, never None: the same order as their text
+    names = (*keys, *counters)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    statement = _upsert_statement(dialect, table, keys, counters)
+    await session.execute(statement, [dict(zip(names, (*key, *rows[key]), strict=True)) for key in ordered])
+
+
+@functools.cache
+def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    """The upsert adding counters to a table's rows, built once (executed once per row, compiled once)."""
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=list(keys), set_={name: table.c[name] + insert.excluded[name] for name in counters}
     )
-    await session.execute(statement, rows)  # executed once per row, compiled once

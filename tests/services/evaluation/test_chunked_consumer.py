@@ -2,7 +2,8 @@
 
 A chunk reads and locks its cases and report places up front and writes them back once; a case judged,
 dispatched, signed and completed within one chunk, a place arriving before or after its case, an event delivered
-twice, and the two consumers (cases and reports) running at once must all come out as one-by-one handling does.
+twice, and the two consumers (cases and reports) running at once must all come out as one-by-one handling does,
+and as the handlers called without a chunk (ORM objects, every write at once).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as db_events
 from sqlalchemy import select
 
+from services.evaluation.chunk import CASE_COLUMNS, PLACE_COLUMNS
 from services.evaluation.consumers import consumer_specs
 from services.evaluation.models import (
     CaseReroute,
@@ -49,7 +52,7 @@ def lifecycle(rng: random.Random, judged: list[CloudEvent]) -> list[CloudEvent]:
     """Signs, completions, returns and reopenings after each dispatch (some cases get none)."""
     extra: list[CloudEvent] = []
     for event in judged:
-        if event.type.endswith("dispatched") and rng.random() < 0.7:
+        if event.type == topics.CASE_DISPATCHED and rng.random() < 0.7:
             data = event.data
             case = Case(kind=data["kind_code"], category=data["category_code"], unit=data["primary_unit"])
             case.case_id, case.source, case.urgency = data["case_id"], data["source"], data["urgency"]
@@ -120,6 +123,14 @@ async def state_of(evaluation: Evaluation) -> dict[str, Any]:
             return sorted(tuple(sorted((k, repr(v)) for k, v in row.items() if k not in drop)) for row in kept)
 
         cases = await session.execute(select(EvaluatedCase.__table__))
+        # SQL NULL and a stored JSON null read back alike: ask the database which it holds
+        nulls = await session.execute(
+            select(
+                EvaluatedCase.case_id,
+                EvaluatedCase.score_breakdown.is_(None).label("breakdown_null"),
+                EvaluatedCase.assignments.is_(None).label("assignments_null"),
+            )
+        )
         places = await session.execute(select(ReportPlace.__table__))
         reroutes = await session.execute(select(CaseReroute.__table__))
         counts = await session.execute(select(hotspot_counts).where(hotspot_counts.c.reports != 0))
@@ -127,6 +138,7 @@ async def state_of(evaluation: Evaluation) -> dict[str, Any]:
         rolled = await session.execute(select(rollups))
         return {
             "cases": rows(cases),
+            "nulls": rows(nulls),
             "places": rows(places),
             "reroutes": rows(reroutes, drop=("id",)),
             "hotspot_counts": rows(counts),
@@ -159,3 +171,92 @@ async def test_chunks_leave_the_same_state_as_events_one_at_a_time(
     for table in want:
         assert got[table] == want[table], table
     assert replayed == got
+
+
+async def without_chunks(evaluation: Evaluation, events: list[CloudEvent]) -> None:
+    """Each event's handler called on its own, no consumer chunk: ORM cases, every write at once."""
+    specs = consumer_specs("", TZ, cell_m=evaluation.settings.hotspot_radius_m)
+    sessions = evaluation.app.state.runtime.sessions
+    for event in events:
+        spec = spec_for(specs, event)
+        handler = spec.handlers.get(event.type, spec.fallback)
+        assert handler is not None
+        async with sessions() as session, session.begin():
+            await handler(session, event)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_chunk_rows_leave_the_same_state_as_orm_cases(
+    database: str, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
+) -> None:
+    """A chunk holds plain rows and writes them back in one statement each; the ORM path is the reference."""
+    events = await events_of(20261128)
+
+    async def url(name: str) -> str:
+        return await pg_databases() if database == "postgres" else f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with evaluation_app(await url("plain"), tmp_path / "a") as plain:
+        await without_chunks(plain, events)
+        want = await state_of(plain)
+    async with evaluation_app(await url("chunked"), tmp_path / "b") as chunked:
+        await in_chunks(chunked, events, random.Random(9))
+        got = await state_of(chunked)
+    assert want["reroutes"] and want["places"]
+    for table in want:
+        assert got[table] == want[table], table
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_chunk_updates_the_cases_it_changed_in_one_statement(
+    database: str, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
+) -> None:
+    """Signs, completions and places change different columns of different cases: still one UPDATE per chunk."""
+    events = await events_of(20261129)
+    judged = [e for e in events if e.type in (topics.CASE_JUDGED, topics.CASE_DISPATCHED)]
+    later = [e for e in events if e not in judged]
+    steps = [e for e in later if e.type != topics.REPORT_RECEIVED]
+    received = [e for e in later if e.type == topics.REPORT_RECEIVED]
+    assert len(steps) > 10 and len(received) > 10
+
+    async def url(name: str) -> str:
+        return await pg_databases() if database == "postgres" else f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with evaluation_app(await url("single"), tmp_path / "a") as single:
+        await one_by_one(single, events)
+        want = await state_of(single)
+    async with evaluation_app(await url("chunked"), tmp_path / "b") as chunked:
+        await one_by_one(chunked, judged)
+        specs = consumer_specs("", TZ, cell_m=chunked.settings.hotspot_radius_m)
+        runtime = chunked.app.state.runtime
+        updates: list[int] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+            if statement.lstrip().upper().startswith("UPDATE EVALUATED_CASES"):
+                updates.append(len(parameters) if many else 1)
+
+        db_events.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            for chunk in (steps, received):
+                spec = spec_for(specs, chunk[0])
+                deliveries = [
+                    Delivery(topic=spec.topics[0], partition=0, offset=i, key=e.subject, event=e)
+                    for i, e in enumerate(chunk)
+                ]
+                await handle_chunk(deliveries, spec=spec, sessions=runtime.sessions, tables=messaging)
+                assert len(updates) == 1 and updates[0] > 1
+                updates.clear()
+        finally:
+            db_events.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+        got = await state_of(chunked)
+    for table in want:
+        assert got[table] == want[table], table
+
+
+def test_chunk_rows_have_every_column_of_their_tables() -> None:
+    """A column added to the tables and not to the rows would silently never be written by a consumer."""
+    assert tuple(EvaluatedCase.__table__.columns.keys()) == CASE_COLUMNS
+    assert tuple(ReportPlace.__table__.columns.keys()) == PLACE_COLUMNS
