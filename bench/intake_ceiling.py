@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 
 from bench.corpus import Corpus
-from bench.loadgen import AUTH_ENV, HEADERS, PYTHON, closed_loop, create_key, free_port, ready, say, start
+from bench.loadgen import HEADERS, PYTHON, SERVICE_ENV, closed_loop, create_key, free_port, ready, say, start
 from bench.procstat import Watched
 
 WORKERS = 64
@@ -60,7 +60,7 @@ async def prepared_loop(url: str, bodies: list[bytes], *, seconds: float, worker
 
 
 def _intake_env(var: Path) -> dict[str, str]:
-    return AUTH_ENV | {
+    return SERVICE_ENV | {
         "JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'auth.db'}",
         "JIESU_INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'intake.db'}",
         "JIESU_INTAKE_EMBEDDED_BUS_URL": f"sqlite+aiosqlite:///{var / 'bus.db'}",
@@ -90,7 +90,7 @@ async def measure(server: str, *, var: Path, seconds: float, bodies: list[bytes]
     """Closed-loop rate and server CPU per request of one server started for the purpose."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _intake_env(var) if server == "intake" else {}
+    env = _intake_env(var) if server == "intake" else dict(SERVICE_ENV)
     if server == "intake":
         subprocess.run(
             [PYTHON, "-m", "services.cli", "--log-level", "warning", "migrate", "intake"],

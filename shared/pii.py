@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ DEVELOPMENT_CALLER_SECRET = "development-only"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _NONCE_BYTES = 12
 _ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
+_NOT_ASCII_DIGIT = re.compile(r"[^0-9]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -68,8 +70,13 @@ class Keyring:
         """Encrypt a JSON object with the writing key, bound to ``context`` (e.g. the record's id)."""
         nonce = os.urandom(_NONCE_BYTES)
         plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        sealed = AESGCM(self.keys[self.writer]).encrypt(nonce, plain, context.encode())
+        sealed = self._sealer.encrypt(nonce, plain, context.encode())
         return f"{self.writer}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    @functools.cached_property
+    def _sealer(self) -> AESGCM:
+        # Made once per keyring rather than once per value sealed.
+        return AESGCM(self.keys[self.writer])
 
     def open(self, sealed: str, *, context: str) -> dict[str, Any]:
         """Decrypt a value sealed by any key of the ring for the same ``context``."""
@@ -121,8 +128,20 @@ def mask_id_number(id_number: str | None) -> str | None:
 def caller_key(phone: str | None, *, secret: str) -> str | None:
     """A keyed pseudonym of the caller's phone (HMAC-SHA256 of its digits): equal for the same caller,
     and without the secret nobody can find a number by trying them all."""
-    digits = "".join(ch for ch in phone or "" if ch.isdigit())
-    return hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest() if digits else None
+    phone = phone or ""
+    # Among ASCII characters only 0-9 are digits, so the common case needs no look at each character.
+    digits = _NOT_ASCII_DIGIT.sub("", phone) if phone.isascii() else "".join(ch for ch in phone if ch.isdigit())
+    if not digits:
+        return None
+    keyed = _keyed(secret).copy()
+    keyed.update(digits.encode())
+    return keyed.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    # The HMAC keyed once per secret; each pseudonym continues a copy of it.
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 def check_id_number(value: str) -> str:

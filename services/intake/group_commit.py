@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.intake import service
 from services.intake.models import Report
 from services.intake.schemas import ReportCreate
+from services.intake.service import Accepted
 from services.intake.settings import IntakeSettings
 from shared.app import runtime_of
 from shared.pii import PersonalData
@@ -25,7 +26,7 @@ MAX_GROUP = 256  # reports in one transaction; more waiting ones go into the nex
 class Stored:
     """Where a report stands after its commit: created now, or the first delivery's row (a replay)."""
 
-    row: Report
+    row: Report | Accepted
     created: bool
 
 
@@ -41,7 +42,9 @@ class Storing:
 async def store_group(session: AsyncSession, bodies: list[ReportCreate], how: Storing) -> list[Stored | Problem]:
     """Store the new reports among ``bodies`` in the caller's transaction; replays and conflicts per report."""
     secret = how.personal_data.caller_secret
-    known = await service.find_many(session, [(b.source, b.external_id) for b in bodies])
+    known: dict[tuple[str, str], Report | Accepted] = dict(
+        await service.find_many(session, [(b.source, b.external_id) for b in bodies])
+    )
     fresh: dict[tuple[str, str], int] = {}
     for index, body in enumerate(bodies):
         key = (body.source, body.external_id)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.intake.canonical import canonical_report
 from services.intake.models import CaseNumberCounter, Report, messaging
 from services.intake.schemas import Location, ReportCreate, Reporter, ReporterMasked, ReporterRevealed, ReportRead
 from shared import topics
@@ -30,17 +33,20 @@ def fingerprint(report: ReportCreate, *, secret: str) -> str:
     Keyed (HMAC over the SHA-256 of the report), because the report holds the reporter: a plain digest would let
     anyone who reads the table find the phone number by trying them all against the rest of the row.
     """
-    sent = report.model_dump(mode="json")
-    if sent["reporter"] is not None and sent["reporter"]["id_number"] is None:
-        # Reports from before the ID number existed keep the digest they were stored with.
-        del sent["reporter"]["id_number"]
-    canonical = json.dumps(sent, sort_keys=True, ensure_ascii=False)
-    return keyed_fingerprint(hashlib.sha256(canonical.encode()).hexdigest(), secret=secret)
+    return keyed_fingerprint(hashlib.sha256(canonical_report(report).encode()).hexdigest(), secret=secret)
 
 
 def keyed_fingerprint(digest: str, *, secret: str) -> str:
     """The stored fingerprint of a report's SHA-256 digest (also how migration 0004 rekeys older rows)."""
-    return hmac.new(secret.encode(), f"report-fingerprint:{digest}".encode(), hashlib.sha256).hexdigest()
+    keyed = _keyed(secret).copy()
+    keyed.update(f"report-fingerprint:{digest}".encode())
+    return keyed.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    # The HMAC keyed once per secret; each fingerprint continues a copy of it.
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 def reporter_context(report_id: str) -> str:
@@ -62,7 +68,7 @@ async def find_many(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[
     return {(r.source, r.external_id): r for r in rows.scalars()}
 
 
-def check_replay(existing: Report, report: ReportCreate, *, secret: str) -> None:
+def check_replay(existing: Report | Accepted, report: ReportCreate, *, secret: str) -> None:
     """A repeated external id must carry the same report; anything else is a sender's bug."""
     if existing.fingerprint != fingerprint(report, secret=secret):
         raise Conflict(
@@ -79,13 +85,21 @@ async def allocate_numbers(session: AsyncSession, *, day: str, count: int) -> ra
     assert isinstance(table, Table)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    await session.execute(insert.values(day=day, last=0).on_conflict_do_nothing())
-    last = (
-        await session.execute(
-            update(table).where(table.c.day == day).values(last=table.c.last + count).returning(table.c.last)
-        )
-    ).scalar_one()
+    # One upsert: the day's first numbers create the row, later ones add to it (both dialects lock it the same way).
+    upsert = insert.values(day=day, last=count).on_conflict_do_update(
+        index_elements=[table.c.day], set_={"last": table.c.last + count}
+    )
+    last: int = (await session.execute(upsert.returning(table.c.last))).scalar_one()
     return range(last - count + 1, last + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A report stored just now: what its sender is answered with, and its fingerprint for repeats in the batch."""
+
+    id: str
+    case_number: str
+    fingerprint: str
 
 
 async def accept_reports(
@@ -95,44 +109,30 @@ async def accept_reports(
     number_prefix: str,
     tz: ZoneInfo,
     personal_data: PersonalData,
-) -> list[Report]:
+) -> list[Accepted]:
     """Store new reports (the reporter sealed) and their ``report.received`` events in the caller's transaction."""
     if not reports:
         return []
     now = utcnow()
     day = now.astimezone(tz).strftime("%Y%m%d")
     numbers = await allocate_numbers(session, day=day, count=len(reports))
+    secret = personal_data.caller_secret
+    # Plain rows for one Core multi-row insert: no ORM object per report. Every row names every column written, so
+    # the rows stay one batch; the columns left out (seq, primary_unit, complete_deadline) keep their defaults.
     rows = [
-        Report(
-            id=(report_id := str(uuid.uuid4())),
+        report_row(
+            report,
+            report_id=str(uuid.uuid4()),
             case_number=f"{number_prefix}{day}{number:07d}",
-            source=report.source,
-            external_id=report.external_id,
-            fingerprint=fingerprint(report, secret=personal_data.caller_secret),
-            content=report.content,
-            subject=report.subject,
-            address=report.address,
-            lat=report.location.lat if report.location else None,
-            lon=report.location.lon if report.location else None,
-            grid_code=report.grid_code,
-            **protect_reporter(report.reporter, report_id=report_id, personal_data=personal_data),
-            kind_code=report.kind_code,
-            requested_departments=list(report.requested_departments),
-            urgency=report.urgency,
-            attachments=[str(url) for url in report.attachments],
-            occurred_at=report.occurred_at,
-            received_at=now,
-            status="received",
-            status_at=now,
+            fingerprint=fingerprint(report, secret=secret),
+            now=now,
+            personal_data=personal_data,
         )
         for report, number in zip(reports, numbers, strict=True)
     ]
-    # One multi-row insert (no per-row flush): only the columns set above, so column defaults still apply.
-    # render_nulls: rows that differ only in which values are None stay one batch.
-    await session.execute(
-        insert(Report).execution_options(render_nulls=True),
-        [{k: v for k, v in vars(row).items() if not k.startswith("_")} for row in rows],
-    )
+    table = Report.__table__
+    assert isinstance(table, Table)
+    await session.execute(insert(table), rows)
     await add_events(
         session,
         messaging,
@@ -140,68 +140,108 @@ async def accept_reports(
             (
                 topics.REPORTS,
                 "report",
-                row.id,
+                row["id"],
                 CloudEvent(
-                    type=topics.REPORT_RECEIVED, source=SOURCE, subject=row.id, time=now, data=received_payload(row)
+                    type=topics.REPORT_RECEIVED,
+                    source=SOURCE,
+                    subject=row["id"],
+                    time=now,
+                    data=received_payload(row),
                 ),
             )
             for row in rows
         ],
     )
-    return rows
+    return [Accepted(id=row["id"], case_number=row["case_number"], fingerprint=row["fingerprint"]) for row in rows]
+
+
+def report_row(
+    report: ReportCreate,
+    *,
+    report_id: str,
+    case_number: str,
+    fingerprint: str,
+    now: datetime,
+    personal_data: PersonalData,
+) -> dict[str, Any]:
+    """The ``reports`` row of a new report, by column name."""
+    location = report.location
+    reporter = report.reporter
+    if reporter is None:
+        sealed = masked = caller = None
+    else:
+        sealed, masked, caller = protect_reporter(reporter, report_id=report_id, personal_data=personal_data)
+    return {
+        "id": report_id,
+        "case_number": case_number,
+        "source": report.source,
+        "external_id": report.external_id,
+        "fingerprint": fingerprint,
+        "content": report.content,
+        "subject": report.subject,
+        "address": report.address,
+        "lat": location.lat if location is not None else None,
+        "lon": location.lon if location is not None else None,
+        "grid_code": report.grid_code,
+        "reporter_sealed": sealed,
+        "reporter_masked": masked,
+        "caller_key": caller,
+        "kind_code": report.kind_code,
+        "requested_departments": list(report.requested_departments),
+        "urgency": report.urgency,
+        "attachments": [str(url) for url in report.attachments],
+        "occurred_at": report.occurred_at,
+        "received_at": now,
+        "status": "received",
+        "status_at": now,
+    }
 
 
 def protect_reporter(
-    reporter: Reporter | None, *, report_id: str, personal_data: PersonalData
-) -> dict[str, object | None]:
+    reporter: Reporter, *, report_id: str, personal_data: PersonalData
+) -> tuple[str, dict[str, str | None], str | None]:
     """The reporter's columns: the values sealed, their masked forms, and the caller pseudonym."""
-    if reporter is None:
-        return {"reporter_sealed": None, "reporter_masked": None, "caller_key": None}
     values = reporter.model_dump()
     summary = personal_data.summary(values) or {}
-    return {
-        "reporter_sealed": personal_data.keyring.seal(values, context=reporter_context(report_id)),
-        "reporter_masked": {
+    return (
+        personal_data.keyring.seal(values, context=reporter_context(report_id)),
+        {
             "name": summary["name_masked"],
             "phone": summary["phone_masked"],
             "id_number": summary["id_number_masked"],
         },
-        "caller_key": summary["caller_key"],
-    }
+        summary["caller_key"],
+    )
 
 
-def received_payload(row: Report) -> dict[str, object]:
+def received_payload(row: dict[str, Any]) -> dict[str, object]:
     """The body of ``report.received``: what dispatch needs to judge the report; the reporter only masked."""
+    masked: dict[str, str | None] | None = row["reporter_masked"]
+    occurred_at: datetime | None = row["occurred_at"]
     return {
-        "id": row.id,
-        "case_number": row.case_number,
-        "source": row.source,
-        "external_id": row.external_id,
-        "content": row.content,
-        "subject": row.subject,
-        "address": row.address,
-        "location": {"lat": row.lat, "lon": row.lon} if row.lat is not None else None,
-        "grid_code": row.grid_code,
-        "reporter": reporter_payload(row),
-        "kind_code": row.kind_code,
-        "requested_departments": row.requested_departments,
-        "urgency": row.urgency,
-        "attachments": row.attachments,
-        "occurred_at": row.occurred_at.isoformat() if row.occurred_at else None,
-        "received_at": row.received_at.isoformat(),
-    }
-
-
-def reporter_payload(row: Report) -> dict[str, str | None] | None:
-    """The reporter as it leaves intake on the report topic: masked forms and the caller pseudonym only."""
-    masked = row.reporter_masked
-    if masked is None:
-        return None
-    return {
-        "name_masked": masked.get("name"),
-        "phone_masked": masked.get("phone"),
-        "id_number_masked": masked.get("id_number"),
-        "caller_key": row.caller_key,
+        "id": row["id"],
+        "case_number": row["case_number"],
+        "source": row["source"],
+        "external_id": row["external_id"],
+        "content": row["content"],
+        "subject": row["subject"],
+        "address": row["address"],
+        "location": {"lat": row["lat"], "lon": row["lon"]} if row["lat"] is not None else None,
+        "grid_code": row["grid_code"],
+        "reporter": None
+        if masked is None
+        else {
+            "name_masked": masked.get("name"),
+            "phone_masked": masked.get("phone"),
+            "id_number_masked": masked.get("id_number"),
+            "caller_key": row["caller_key"],
+        },
+        "kind_code": row["kind_code"],
+        "requested_departments": row["requested_departments"],
+        "urgency": row["urgency"],
+        "attachments": row["attachments"],
+        "occurred_at": occurred_at.isoformat() if occurred_at else None,
+        "received_at": row["received_at"].isoformat(),
     }
 
 

@@ -20,6 +20,7 @@ from services.intake.open311.documents import ServiceDefinition
 from services.intake.open311.forms import BLANK, FORM_TYPE, RequestForm
 from services.intake.open311.render import Open311Error
 from services.intake.schemas import Location, ReportCreate, Reporter
+from services.intake.service import Accepted
 from shared.guide import Kind
 from shared.pii import PersonalData
 
@@ -165,7 +166,7 @@ def _form_field(loc: tuple[int | str, ...]) -> str:
 
 async def store(
     session: AsyncSession, report: ReportCreate, *, number_prefix: str, tz: ZoneInfo, personal_data: PersonalData
-) -> tuple[Report, bool]:
+) -> tuple[Report | Accepted, bool]:
     """The report stored (and announced) once, as ``POST /v1/reports`` does; True when it is new.
 
     A request repeated under the same key is the first one again; a different request under a used
@@ -173,10 +174,10 @@ async def store(
     """
     row = await service.find_by_external_id(session, source=report.source, external_id=report.external_id)
     if row is None:
-        [row] = await service.accept_reports(
+        [accepted] = await service.accept_reports(
             session, [report], number_prefix=number_prefix, tz=tz, personal_data=personal_data
         )
-        return row, True
+        return accepted, True
     if row.fingerprint != service.fingerprint(report, secret=personal_data.caller_secret):
         raise Open311Error(
             409, f"this Idempotency-Key was already used for a different request ({row.case_number}); use a new key"
