@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
+# Made once: json.dumps with options builds a new encoder on every call.
+_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class EnvelopeError(ValueError):
@@ -36,10 +39,10 @@ class CloudEvent:
 
     def body(self) -> bytes:
         """The data as compact UTF-8 JSON, the message value in binary mode."""
-        return json.dumps(self.data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+        return _DATA_ENCODER.encode(self.data).encode()
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka binary-mode headers: every context attribute as ``ce_<name>``."""
+    def attributes(self) -> list[tuple[str, str]]:
+        """The context attributes as binary-mode header names (``ce_<name>``) and their text values."""
         pairs = [
             ("ce_specversion", self.specversion),
             ("ce_id", self.id),
@@ -50,12 +53,20 @@ class CloudEvent:
         ]
         if self.subject is not None:
             pairs.append(("ce_subject", self.subject))
-        return [(name, value.encode()) for name, value in pairs]
+        return pairs
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka binary-mode headers: every context attribute as ``ce_<name>``."""
+        return [(name, value.encode()) for name, value in self.attributes()]
 
     @classmethod
     def from_binary(cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes) -> CloudEvent:
         """Read an event back from binary-mode headers and value."""
-        attrs = {name: value.decode() for name, value in headers}
+        return cls.from_attributes({name: value.decode() for name, value in headers}, body)
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, str], body: bytes) -> CloudEvent:
+        """Read an event back from binary-mode attributes already decoded to text, and the value."""
         try:
             if attrs["ce_specversion"] != SPEC_VERSION:
                 raise EnvelopeError(f"unsupported specversion {attrs['ce_specversion']!r}")

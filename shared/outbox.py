@@ -114,22 +114,22 @@ def event_from_row(row: Any) -> CloudEvent:
     return CloudEvent(id=row.id, type=row.type, source=row.source, subject=row.subject, time=time, data=data)
 
 
+def _claim_statement(session: AsyncSession, tables: MessagingTables) -> Any:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING event_id on the inbox, for one row or many.
+
+    The rows go as parameters (not as VALUES of a new statement), so the statement is compiled once and cached,
+    and several rows are still sent as one multi-row INSERT.
+    """
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    upsert = postgresql.insert(tables.inbox) if dialect == "postgresql" else sqlite.insert(tables.inbox)
+    return upsert.on_conflict_do_nothing().returning(tables.inbox.c.event_id)
+
+
 async def claim_event(session: AsyncSession, tables: MessagingTables, *, consumer: str, event: CloudEvent) -> bool:
     """Record that a consumer handles an event; False when it was handled before (a duplicate)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    values = {
-        "consumer": consumer,
-        "event_id": event.id,
-        "event_type": event.type,
-        "processed_at": utcnow(),
-    }
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(tables.inbox).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(tables.inbox).values(**values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    values = {"consumer": consumer, "event_id": event.id, "event_type": event.type, "processed_at": utcnow()}
+    result = await session.execute(_claim_statement(session, tables), values)
+    return result.first() is not None
 
 
 async def claim_events(
@@ -141,7 +141,4 @@ async def claim_events(
         return set()
     now = utcnow()
     values = [{"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in unique]
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    upsert = postgresql.insert(tables.inbox) if dialect == "postgresql" else sqlite.insert(tables.inbox)
-    stmt = upsert.values(values).on_conflict_do_nothing().returning(tables.inbox.c.event_id)
-    return set((await session.execute(stmt)).scalars())
+    return set((await session.execute(_claim_statement(session, tables), values)).scalars())

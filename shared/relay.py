@@ -93,7 +93,12 @@ class OutboxRelay:
         await asyncio.wait_for(
             self.bus.publish(
                 [
-                    OutgoingMessage(topic=self.namespace + row.topic, key=row.aggregateid, event=event_from_row(row))
+                    OutgoingMessage(
+                        topic=self.namespace + row.topic,
+                        key=row.aggregateid,
+                        event=event_from_row(row),
+                        body=row.payload,  # as written: the data is encoded once, in the outbox
+                    )
                     for row in rows
                 ]
             ),

@@ -16,6 +16,11 @@ class OutgoingMessage:
     topic: str
     key: str
     event: CloudEvent
+    body: bytes | None = None  # the event's data already encoded (as the outbox stores it), to skip encoding again
+
+    def value(self) -> bytes:
+        """The message value: the event's data as compact UTF-8 JSON."""
+        return self.body if self.body is not None else self.event.body()
 
 
 @dataclass(frozen=True, slots=True)

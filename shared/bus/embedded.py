@@ -95,8 +95,8 @@ class EmbeddedBus:
             {
                 "topic": m.topic,
                 "key": m.key,
-                "headers": json.dumps([[k, v.decode()] for k, v in m.event.headers()]),
-                "payload": m.event.body(),
+                "headers": json.dumps([[k, v] for k, v in m.event.attributes()]),
+                "payload": m.value(),
                 "appended_at": now,
             }
             for m in batch
@@ -258,14 +258,13 @@ class EmbeddedSubscription:
                 continue
             if self.pattern is not None and not self.pattern.search(row.topic) and row.topic not in self.topics:
                 continue
-            headers = [(k, v.encode()) for k, v in json.loads(row.headers)]
             found.append(
                 Delivery(
                     topic=row.topic,
                     partition=0,
                     offset=row.position,
                     key=row.key,
-                    event=CloudEvent.from_binary(headers, row.payload),
+                    event=CloudEvent.from_attributes(dict(json.loads(row.headers)), row.payload),
                 )
             )
         for delivery in found:
