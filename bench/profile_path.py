@@ -20,19 +20,17 @@ import json
 import pstats
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.corpus import Corpus
+from bench.scratch import drop_databases, scratch_database
 from services.dispatch.consumers import consumer_specs as dispatch_specs
 from services.dispatch.context import DispatchContext
 from services.dispatch.models import messaging as dispatch_messaging
@@ -82,21 +80,6 @@ class Meter:
         self.kinds = {}
 
 
-async def _database(base: str | None, name: str, folder: Path) -> str:
-    if base is None:
-        return f"sqlite+aiosqlite:///{folder / f'{name}.db'}"
-    url = make_url(base)
-    database = f"jiesu_profile_{name}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    return url.set(database=database).render_as_string(hide_password=False)
-
-
 async def _outbox(engine: AsyncEngine, tables: MessagingTables, topic: str) -> list[CloudEvent]:
     async with engine.connect() as conn:
         rows = await conn.execute(select(tables.outbox).where(tables.outbox.c.topic == topic).order_by("seq"))
@@ -144,7 +127,7 @@ async def _chunks(deliveries: list[Delivery], spec: ConsumerSpec, engine: AsyncE
 async def run(*, reports: int, database: str | None, profile: set[str]) -> list[dict[str, Any]]:
     """Run the three steps and return their costs."""
     folder = Path(tempfile.mkdtemp(prefix="jiesu-profile-"))
-    urls = {name: await _database(database, name, folder) for name in SERVICES}
+    urls = {name: await scratch_database(database, name, folder, prefix="jiesu_profile") for name in SERVICES}
     for name, spec in SERVICES.items():
         await upgrade_async(script_location=spec.migrations, database_url=urls[name])
     engines = {name: create_engine(url) for name, url in urls.items()}
@@ -225,20 +208,8 @@ async def run(*, reports: int, database: str | None, profile: set[str]) -> list[
     for engine in engines.values():
         await engine.dispose()
     if database is not None:
-        await _drop(database, [make_url(url).database or "" for url in urls.values()])
+        await drop_databases(database, list(urls.values()))
     return results
-
-
-async def _drop(base: str, names: list[str]) -> None:
-    url = make_url(base)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def main() -> None:

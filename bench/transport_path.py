@@ -27,11 +27,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import MetaData, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.scratch import drop_databases, scratch_database
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
@@ -99,33 +98,6 @@ async def _measure(
     return result
 
 
-async def _database(base: str | None, name: str, folder: Path) -> str:
-    if base is None:
-        return f"sqlite+aiosqlite:///{folder / f'{name}.db'}"
-    url = make_url(base)
-    database = f"jiesu_transport_{name}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    return url.set(database=database).render_as_string(hide_password=False)
-
-
-async def _drop(base: str, urls: list[str]) -> None:
-    url = make_url(base)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        for other in urls:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(other).database}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _service_db(url: str) -> tuple[AsyncEngine, MessagingTables]:
     metadata = MetaData()
     tables = define_messaging_tables(metadata)
@@ -138,7 +110,8 @@ async def _service_db(url: str) -> tuple[AsyncEngine, MessagingTables]:
 async def run(args: argparse.Namespace) -> list[HopResult]:
     """Run the three hops once and return their costs."""
     folder = Path(tempfile.mkdtemp(prefix="jiesu-transport-"))
-    urls = [await _database(args.database, name, folder) for name in ("producer", "consumer")]
+    names = ("producer", "consumer")
+    urls = [await scratch_database(args.database, name, folder, prefix="jiesu_transport") for name in names]
     producer_engine, producer_tables = await _service_db(urls[0])
     consumer_engine, consumer_tables = await _service_db(urls[1])
     bus: Bus
@@ -192,7 +165,7 @@ async def run(args: argparse.Namespace) -> list[HopResult]:
         await producer_engine.dispose()
         await consumer_engine.dispose()
         if args.database is not None:
-            await _drop(args.database, urls)
+            await drop_databases(args.database, urls)
         shutil.rmtree(folder, ignore_errors=True)
     return results
 
