@@ -38,7 +38,8 @@ async def test_timers_due_while_the_process_was_dead_fire_once_after_restart(tmp
     args = ["up", "--var", str(tmp_path), "--ports", *map(str, ports)]
     first = Proc(args, log=tmp_path / "first.log", env=env)
     with processes(first):
-        wait_ready(dispatch, proc=first)
+        for url in (intake, dispatch):
+            wait_ready(url, proc=first)
         async with httpx.AsyncClient(timeout=10, headers=auth_headers()) as http:
             body = {"source": "hotline", "external_id": uuid.uuid4().hex, "content": "路灯坏了一直不亮"}
             case_id = (await http.post(f"{intake}/v1/reports", json=body)).json()["id"]
