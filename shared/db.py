@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,10 +17,11 @@ from asyncpg.exceptions import (  # type: ignore[import-untyped]
 )
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Table, event, insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 # An auto-incrementing 64-bit key; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
@@ -62,9 +65,73 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(conn: Any) -> None:
-    # Readers (marked read_only) begin deferred: in WAL mode they never wait for a writer.
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
+# How long a writer queues for its turn in this process before it falls back to SQLite's own busy wait.
+WRITE_TURN_SECONDS = 30.0
+_TURN = "jiesu_write_turn"
+
+
+class _WriteTurns:
+    """Write transactions of one engine take turns on the event loop, first come first served.
+
+    SQLite lets one writer at a time into a file; a writer that finds it taken sleeps in SQLite's busy handler in
+    growing steps (1, 2, 5, 10 … 100 ms) and so often wakes long after the file was free. Writers of the same
+    process queue here instead and start the moment the previous one commits; other processes (the embedded
+    bus is shared) still meet the busy handler.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get("read_only"):
+            # Readers begin deferred: in WAL mode they never wait for a writer.
+            conn.exec_driver_sql("BEGIN")
+            return
+        if _TURN not in conn.info:
+            self._take(conn)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _give_back(conn.info)
+            raise
+
+    def _take(self, conn: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a synchronous caller: SQLite's busy wait alone
+            return
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        try:
+            await_only(asyncio.wait_for(lock.acquire(), WRITE_TURN_SECONDS))
+        except TimeoutError:
+            return  # a turn held this long is stuck: go on and let SQLite's busy timeout decide
+        except MissingGreenlet:  # not inside SQLAlchemy's async bridge: SQLite's busy wait alone
+            return
+        conn.info[_TURN] = lock
+
+
+def _give_back(info: dict[str, Any]) -> None:
+    lock = info.pop(_TURN, None)
+    if lock is not None and lock.locked():
+        lock.release()
+
+
+def _end_of_transaction(conn: Any) -> None:
+    _give_back(conn.info)
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    # A connection returned or invalidated without a commit or rollback event still gives its turn back.
+    if record is not None:
+        _give_back(record.info)
+
+
+def _reset(dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+    _returned(dbapi_connection, record)
+
+
+def _invalidated(dbapi_connection: Any, record: Any, _exception: BaseException | None) -> None:
+    _returned(dbapi_connection, record)
 
 
 @asynccontextmanager
@@ -83,7 +150,14 @@ def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Asyn
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        turns = _WriteTurns()
+        event.listen(engine.sync_engine, "begin", turns.begin)
+        event.listen(engine.sync_engine, "commit", _end_of_transaction)
+        event.listen(engine.sync_engine, "rollback", _end_of_transaction)
+        event.listen(engine.sync_engine.pool, "checkin", _returned)
+        event.listen(engine.sync_engine.pool, "reset", _reset)
+        event.listen(engine.sync_engine.pool, "invalidate", _invalidated)
+        event.listen(engine.sync_engine.pool, "soft_invalidate", _invalidated)
         return engine
     if pooled:
         options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

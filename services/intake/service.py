@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -304,14 +304,13 @@ async def follow_case_status(
     An event older than the status already mirrored changes nothing; the deadline changes only when the event
     carries one (``deadline_given``), so events without deadlines keep the last known one.
     """
-    row = (await session.execute(select(Report).where(Report.id == report_id))).scalar_one_or_none()
-    if row is None:
-        return
-    current = row.status_at if row.status_at.tzinfo else row.status_at.replace(tzinfo=at.tzinfo)
-    if at >= current:
-        row.status = status
-        row.status_at = at
-        if primary_unit is not None:
-            row.primary_unit = primary_unit
-        if deadline_given:
-            row.complete_deadline = complete_deadline
+    values: dict[str, Any] = {"status": status, "status_at": at}
+    if primary_unit is not None:
+        values["primary_unit"] = primary_unit
+    if deadline_given:
+        values["complete_deadline"] = complete_deadline
+    # One statement, no read: the row changes only when the event is not older than what it mirrors (timestamps
+    # compare as instants on PostgreSQL and as fixed-width UTC text on SQLite). An unknown report changes nothing.
+    reports = Report.__table__
+    assert isinstance(reports, Table)
+    await session.execute(update(reports).where(reports.c.id == report_id, reports.c.status_at <= at).values(values))

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.intake import service
 from services.intake.app import MIGRATIONS
 from services.intake.canonical import canonical_report
+from services.intake.consumers import on_case_event
 from services.intake.models import Report, messaging
 from services.intake.schemas import ReportCreate
 from shared import topics
 from shared.db import create_engine, session_factory
+from shared.events import CloudEvent
 from shared.migrate import upgrade_async
 from shared.outbox import event_from_row
 from shared.pii import (
@@ -36,6 +40,7 @@ from shared.pii import (
 )
 
 SECRET = "rows-secret"
+UTC8 = ZoneInfo("Asia/Shanghai")
 KEYS = "k1:" + base64.b64encode(b"k" * 32).decode() + ",old:" + base64.b64encode(b"o" * 16).decode()
 
 REPORTS: list[dict[str, Any]] = [
@@ -228,3 +233,52 @@ def test_the_development_personal_data_still_parse() -> None:
     personal = PersonalData(keyring=Keyring.parse(DEVELOPMENT_KEYS), caller_secret=DEVELOPMENT_CALLER_SECRET)
     sealed = personal.keyring.seal({"name": "张三"}, context="c")
     assert Keyring.parse(DEVELOPMENT_KEYS).open(sealed, context="c") == {"name": "张三"}
+
+
+async def test_case_events_mirror_onto_the_report_as_the_read_then_write_rule_would(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Events arrive out of order, in other time zones, at the same instant and for reports intake never had."""
+    personal = PersonalData(keyring=Keyring.parse(KEYS), caller_secret=SECRET)
+    async with sessions() as session, session.begin():
+        [accepted] = await service.accept_reports(
+            session, [ReportCreate.model_validate(REPORTS[0])], number_prefix="T", tz=UTC8, personal_data=personal
+        )
+    async with sessions() as session:
+        start = (await session.execute(select(Report.status_at).where(Report.id == accepted.id))).scalar_one()
+    later = [start + timedelta(seconds=s) for s in (0, 1, 2, 3, 4)]
+    deadline = start + timedelta(days=3)
+    events: list[dict[str, Any]] = [
+        {"status": "judged", "at": later[1].astimezone(UTC8), "primary_unit": "DEPT-A"},
+        {"status": "dispatched", "at": later[2], "complete_deadline": deadline.isoformat()},
+        {"status": "received", "at": later[1] - timedelta(microseconds=1), "primary_unit": "OLD"},  # older: ignored
+        {"status": "signed", "at": later[2].astimezone(UTC8)},  # same instant: applies, deadline kept
+        {"status": "extended", "at": later[3], "complete_deadline": None},  # carries "no deadline": cleared
+        {"status": "closed", "at": later[3] - timedelta(seconds=1), "complete_deadline": deadline.isoformat()},
+    ]
+    expected: dict[str, Any] = {"status": "received", "status_at": start, "primary_unit": None, "deadline": None}
+    for data in events:
+        at = data.pop("at")
+        event = CloudEvent(
+            type="case.x", source="/jiesu/dispatch", subject=accepted.id, time=at, data={"case_id": accepted.id} | data
+        )
+        async with sessions() as session, session.begin():
+            await on_case_event(session, event)
+            await on_case_event(session, replace(event, data=event.data | {"case_id": "no-such-report"}))
+        if at >= expected["status_at"]:  # the rule the report has always followed
+            expected |= {"status": data["status"], "status_at": at}
+            expected["primary_unit"] = data.get("primary_unit") or expected["primary_unit"]
+            if "complete_deadline" in data:
+                given = data["complete_deadline"]
+                expected["deadline"] = datetime.fromisoformat(given) if given else None
+        async with sessions() as session:
+            row = (await session.execute(select(Report).where(Report.id == accepted.id))).scalar_one()
+        assert (row.status, row.status_at, row.primary_unit, row.complete_deadline) == (
+            expected["status"],
+            expected["status_at"],
+            expected["primary_unit"],
+            expected["deadline"],
+        ), data
+    assert expected["status"] == "extended" and expected["primary_unit"] == "DEPT-A"
+    async with sessions() as session:
+        assert (await session.execute(text("select count(*) from reports"))).scalar_one() == 1

@@ -1,0 +1,115 @@
+"""SQLite writers of one process take turns in arrival order, and a turn is given back however a transaction ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import PendingRollbackError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import create_engine, reading
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    async with made.begin() as conn:
+        await conn.execute(text("create table log (n integer primary key autoincrement, who text)"))
+    yield made
+    await made.dispose()
+
+
+async def logged(engine: AsyncEngine) -> list[str]:
+    async with reading(engine) as conn:
+        return [row.who for row in await conn.execute(text("select who from log order by n"))]
+
+
+async def test_writers_queued_behind_an_open_transaction_start_in_arrival_order(engine: AsyncEngine) -> None:
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def first() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("insert into log (who) values ('first')"))
+            holding.set()
+            await release.wait()
+
+    async def writer(name: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("insert into log (who) values (:who)"), {"who": name})
+
+    holder = asyncio.create_task(first())
+    await holding.wait()
+    queued = []
+    for name in ("b", "c", "d", "e"):
+        queued.append(asyncio.create_task(writer(name)))
+        await asyncio.sleep(0.01)  # each reaches its turn's queue before the next starts
+    # A reader is not held up by the open write transaction.
+    assert await asyncio.wait_for(logged(engine), 5) == []
+    assert not any(task.done() for task in queued)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, *queued), 10)
+    assert await logged(engine) == ["first", "b", "c", "d", "e"]
+
+
+async def test_a_failed_transaction_gives_its_turn_back(engine: AsyncEngine) -> None:
+    with pytest.raises(RuntimeError, match="handler bug"):
+        async with engine.begin() as conn:
+            await conn.execute(text("insert into log (who) values ('rolled back')"))
+            raise RuntimeError("handler bug")
+    with pytest.raises(Exception, match="no such table"):
+        async with engine.begin() as conn:
+            await conn.execute(text("insert into missing (who) values ('x')"))
+    async with asyncio.timeout(5), engine.begin() as conn:
+        await conn.execute(text("insert into log (who) values ('next')"))
+    assert await logged(engine) == ["next"]
+
+
+async def test_a_connection_invalidated_mid_transaction_gives_its_turn_back(engine: AsyncEngine) -> None:
+    conn = await engine.connect()
+    try:
+        transaction = await conn.begin()
+        await conn.execute(text("insert into log (who) values ('lost')"))
+        await conn.invalidate()  # the database connection is gone; no commit or rollback reaches the file
+        async with asyncio.timeout(5), engine.begin() as other:
+            await other.execute(text("insert into log (who) values ('after')"))
+    finally:
+        with contextlib.suppress(PendingRollbackError):  # what closing a connection in this state says
+            await transaction.rollback()
+            await conn.close()
+    assert await logged(engine) == ["after"]
+
+
+async def test_a_writer_in_another_engine_still_waits_for_the_file(engine: AsyncEngine, tmp_path: Path) -> None:
+    # Another process (here: another engine) has no place in this process's queue; SQLite's busy wait serves it.
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    try:
+        release = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def hold() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("insert into log (who) values ('held')"))
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await holding.wait()
+
+        async def outsider() -> None:
+            async with other.begin() as conn:
+                await conn.execute(text("insert into log (who) values ('outsider')"))
+
+        late = asyncio.create_task(outsider())
+        await asyncio.sleep(0.2)
+        assert not late.done()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(holder, late), 10)
+        assert await logged(engine) == ["held", "outsider"]
+    finally:
+        await other.dispose()
