@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Boolean, String, Table, bindparam, case, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,7 @@ from services.intake.canonical import canonical_report
 from services.intake.models import CaseNumberCounter, Report, messaging
 from services.intake.schemas import Location, ReportCreate, Reporter, ReporterMasked, ReporterRevealed, ReportRead
 from shared import topics
+from shared.db import UTCDateTime, write_buffer
 from shared.events import CloudEvent, utcnow
 from shared.outbox import add_events
 from shared.pii import PersonalData
@@ -289,6 +290,40 @@ def reveal(row: Report, personal_data: PersonalData) -> ReporterRevealed:
     return ReporterRevealed(report_id=row.id, case_number=row.case_number, reporter=reporter)
 
 
+def _status_mirror() -> Any:
+    """The one statement every case event's mirror runs (so a chunk's mirrors are one executemany).
+
+    The row changes only when the event is not older than what it mirrors (timestamps compare as instants on
+    PostgreSQL and as fixed-width UTC text on SQLite); a primary unit replaces the known one only when given; the
+    deadline only when the event carries one (which may be none). An unknown report changes nothing.
+    """
+    reports = Report.__table__
+    assert isinstance(reports, Table)
+    at = bindparam("m_at", type_=UTCDateTime())
+    return (
+        update(reports)
+        .where(reports.c.id == bindparam("m_id"), reports.c.status_at <= at)
+        .values(
+            status=bindparam("m_status"),
+            status_at=at,
+            primary_unit=func.coalesce(bindparam("m_unit", type_=String()), reports.c.primary_unit),
+            complete_deadline=case(
+                (bindparam("m_given", type_=Boolean()), bindparam("m_deadline", type_=UTCDateTime())),
+                else_=reports.c.complete_deadline,
+            ),
+        )
+    )
+
+
+STATUS_MIRROR = _status_mirror()
+_MIRRORS = "intake.status_mirrors"
+
+
+async def _write_mirrors(session: AsyncSession, mirrors: list[dict[str, Any]]) -> None:
+    if mirrors:
+        await session.execute(STATUS_MIRROR, mirrors)
+
+
 async def follow_case_status(
     session: AsyncSession,
     *,
@@ -302,15 +337,21 @@ async def follow_case_status(
     """Mirror the case's status, primary unit (主办单位) and completion deadline (办结时限) onto the report.
 
     An event older than the status already mirrored changes nothing; the deadline changes only when the event
-    carries one (``deadline_given``), so events without deadlines keep the last known one.
+    carries one (``deadline_given``), so events without deadlines keep the last known one. Inside a consumer
+    chunk the mirrors are written at its end, in the order of the events, as one statement run for each.
     """
-    values: dict[str, Any] = {"status": status, "status_at": at}
-    if primary_unit is not None:
-        values["primary_unit"] = primary_unit
-    if deadline_given:
-        values["complete_deadline"] = complete_deadline
-    # One statement, no read: the row changes only when the event is not older than what it mirrors (timestamps
-    # compare as instants on PostgreSQL and as fixed-width UTC text on SQLite). An unknown report changes nothing.
-    reports = Report.__table__
-    assert isinstance(reports, Table)
-    await session.execute(update(reports).where(reports.c.id == report_id, reports.c.status_at <= at).values(values))
+    mirror = {
+        "m_id": report_id,
+        "m_status": status,
+        "m_at": at,
+        "m_unit": primary_unit,
+        "m_given": deadline_given,
+        "m_deadline": complete_deadline if deadline_given else None,
+    }
+    buffer = write_buffer(session)
+    if buffer is None:
+        await _write_mirrors(session, [mirror])
+        return
+    if _MIRRORS not in buffer.merges:
+        buffer.merges[_MIRRORS] = (_write_mirrors, [])
+    buffer.merges[_MIRRORS][1].append(mirror)

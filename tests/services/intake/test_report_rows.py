@@ -24,7 +24,7 @@ from services.intake.consumers import on_case_event
 from services.intake.models import Report, messaging
 from services.intake.schemas import ReportCreate
 from shared import topics
-from shared.db import create_engine, session_factory
+from shared.db import buffered_writes, create_engine, session_factory
 from shared.events import CloudEvent
 from shared.migrate import upgrade_async
 from shared.outbox import event_from_row
@@ -235,10 +235,12 @@ def test_the_development_personal_data_still_parse() -> None:
     assert Keyring.parse(DEVELOPMENT_KEYS).open(sealed, context="c") == {"name": "张三"}
 
 
+@pytest.mark.parametrize("in_one_chunk", [False, True], ids=["one-by-one", "one-chunk"])
 async def test_case_events_mirror_onto_the_report_as_the_read_then_write_rule_would(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], in_one_chunk: bool
 ) -> None:
-    """Events arrive out of order, in other time zones, at the same instant and for reports intake never had."""
+    """Events arrive out of order, in other time zones, at the same instant and for reports intake never had;
+    one by one (a transaction each) or as a consumer's chunk (written at its end)."""
     personal = PersonalData(keyring=Keyring.parse(KEYS), caller_secret=SECRET)
     async with sessions() as session, session.begin():
         [accepted] = await service.accept_reports(
@@ -256,29 +258,42 @@ async def test_case_events_mirror_onto_the_report_as_the_read_then_write_rule_wo
         {"status": "extended", "at": later[3], "complete_deadline": None},  # carries "no deadline": cleared
         {"status": "closed", "at": later[3] - timedelta(seconds=1), "complete_deadline": deadline.isoformat()},
     ]
+
+    async def mirrored() -> tuple[Any, ...]:
+        async with sessions() as session:
+            row = (await session.execute(select(Report).where(Report.id == accepted.id))).scalar_one()
+        return (row.status, row.status_at, row.primary_unit, row.complete_deadline)
+
     expected: dict[str, Any] = {"status": "received", "status_at": start, "primary_unit": None, "deadline": None}
+    cloud_events = []
     for data in events:
         at = data.pop("at")
-        event = CloudEvent(
-            type="case.x", source="/jiesu/dispatch", subject=accepted.id, time=at, data={"case_id": accepted.id} | data
+        cloud_events.append(
+            CloudEvent(
+                type="case.x",
+                source="/jiesu/dispatch",
+                subject=accepted.id,
+                time=at,
+                data={"case_id": accepted.id} | data,
+            )
         )
-        async with sessions() as session, session.begin():
-            await on_case_event(session, event)
-            await on_case_event(session, replace(event, data=event.data | {"case_id": "no-such-report"}))
         if at >= expected["status_at"]:  # the rule the report has always followed
             expected |= {"status": data["status"], "status_at": at}
             expected["primary_unit"] = data.get("primary_unit") or expected["primary_unit"]
             if "complete_deadline" in data:
                 given = data["complete_deadline"]
                 expected["deadline"] = datetime.fromisoformat(given) if given else None
-        async with sessions() as session:
-            row = (await session.execute(select(Report).where(Report.id == accepted.id))).scalar_one()
-        assert (row.status, row.status_at, row.primary_unit, row.complete_deadline) == (
-            expected["status"],
-            expected["status_at"],
-            expected["primary_unit"],
-            expected["deadline"],
-        ), data
+        if not in_one_chunk:
+            async with sessions() as session, session.begin():
+                await on_case_event(session, cloud_events[-1])
+                await on_case_event(session, replace(cloud_events[-1], data={"case_id": "no-such-report"}))
+            assert await mirrored() == tuple(expected.values()), data
+    if in_one_chunk:
+        async with sessions() as session, session.begin(), buffered_writes(session):
+            for event in cloud_events:
+                await on_case_event(session, event)
+                await on_case_event(session, replace(event, data=event.data | {"case_id": "no-such-report"}))
+        assert await mirrored() == tuple(expected.values())
     assert expected["status"] == "extended" and expected["primary_unit"] == "DEPT-A"
     async with sessions() as session:
         assert (await session.execute(text("select count(*) from reports"))).scalar_one() == 1
