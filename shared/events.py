@@ -62,7 +62,13 @@ class CloudEvent:
     @classmethod
     def from_binary(cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], body: bytes) -> CloudEvent:
         """Read an event back from binary-mode headers and value."""
-        return cls.from_attributes({name: value.decode() for name, value in headers}, body)
+        attrs: dict[str, str] = {}
+        for name, value in headers:
+            try:
+                attrs[name] = value.decode()
+            except UnicodeDecodeError:
+                raise EnvelopeError(f"header {name} is not UTF-8 text") from None
+        return cls.from_attributes(attrs, body)
 
     @classmethod
     def from_attributes(cls, attrs: Mapping[str, str], body: bytes) -> CloudEvent:

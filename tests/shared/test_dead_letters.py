@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.app import MIGRATIONS
 from services.intake.models import messaging
-from shared.bus.base import OutgoingMessage
+from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.embedded import EmbeddedBus
+from shared.bus.kafka import KafkaBus
 from shared.consumer import DEAD_LETTER, ConsumerSpec, redrive, run_consumer
 from shared.db import create_engine, session_factory
 from shared.events import CloudEvent
@@ -66,3 +68,59 @@ async def test_a_poison_event_is_set_aside_and_redriven_after_the_fix(tmp_path: 
     await consuming
     await bus.close()
     await engine.dispose()
+
+
+async def test_kafka_messages_without_a_readable_envelope_are_set_aside_and_the_group_goes_on(
+    tmp_path: Path, kafka_bootstrap: str, namespace: str
+) -> None:
+    """Written by something that is not jiesu: no headers at all, and a header that is not UTF-8 text."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}"
+    await upgrade_async(script_location=MIGRATIONS, database_url=url)
+    engine = create_engine(url)
+    things, dead = f"{namespace}things", f"{namespace}dead"
+    bus = KafkaBus(kafka_bootstrap, client_id="unreadable")
+    await bus.start()
+    await bus.ensure_topics([things, dead])
+    good = CloudEvent(type="t.v1", source="/test", subject="c1", data={"n": 1})
+    stranger = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await stranger.start()
+    try:
+        await stranger.send_and_wait(things, b'{"n": 0}', key=b"c1")
+        broken = [(name, value) for name, value in good.headers() if name != "ce_id"] + [("ce_id", b"\xff\xfe")]
+        await stranger.send_and_wait(things, good.body(), key=b"c1", headers=broken)
+    finally:
+        await stranger.stop()
+    await bus.publish([OutgoingMessage(topic=things, key="c1", event=good)])
+    applied: list[int] = []
+
+    async def handler(session: AsyncSession, event: CloudEvent) -> None:
+        applied.append(event.data["n"])
+
+    spec = ConsumerSpec(group=f"{namespace}g", handlers={"t.v1": handler}, topics=[things], dead_letter_topic=dead)
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(
+        run_consumer(bus, spec, sessions=session_factory(engine), tables=messaging, stop=stop)
+    )
+    try:
+
+        async def went_on() -> bool:
+            return applied == [1] and spec.dead_letters == 2
+
+        await eventually(went_on, what="the good event applied after two set aside")
+        reader = bus.subscribe(group=f"{namespace}inspect", topics=[dead])
+        await reader.start()
+        letters: list[Delivery] = []
+        async with asyncio.timeout(30):
+            while len(letters) < 2:
+                letters += await reader.fetch(timeout=1.0)
+        await reader.close()
+        assert [(letter.event.data["topic"], letter.event.data["offset"]) for letter in letters] == [
+            (things, 0),
+            (things, 1),
+        ]
+        assert all(letter.event.data["error"] == "not a CloudEvents 1.0 message" for letter in letters)
+    finally:
+        stop.set()
+        await consuming
+        await bus.close()
+        await engine.dispose()

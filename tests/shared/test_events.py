@@ -69,6 +69,17 @@ def test_binary_mode_round_trip_keeps_every_attribute() -> None:
             b"{}",
             "unreadable",
         ),
+        (
+            [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"\xff\xfe1"),
+                ("ce_type", b"t"),
+                ("ce_source", b"/s"),
+                ("ce_time", b"2026-01-01T00:00:00Z"),
+            ],
+            b"{}",
+            "header ce_id is not UTF-8",
+        ),
     ],
 )
 def test_a_broken_envelope_is_refused_with_the_reason(

@@ -1,0 +1,132 @@
+"""A consumer commits its offsets once per pause in the flow (or per interval), on going idle and on stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.intake.app import MIGRATIONS
+from services.intake.models import messaging
+from shared.bus.base import OutgoingMessage
+from shared.bus.embedded import EmbeddedBus, offsets
+from shared.consumer import ConsumerSpec, run_consumer
+from shared.db import create_engine, session_factory
+from shared.events import CloudEvent
+from shared.migrate import upgrade_async
+from tests.helpers import eventually
+
+
+@pytest.fixture
+async def setting(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedBus, AsyncEngine]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}"
+    await upgrade_async(script_location=MIGRATIONS, database_url=url)
+    engine = create_engine(url)
+    bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"), poll_seconds=0.01)
+    await bus.start()
+    yield bus, engine
+    await bus.close()
+    await engine.dispose()
+
+
+def things(first: int, count: int) -> list[OutgoingMessage]:
+    return [
+        OutgoingMessage(
+            topic="things", key=f"c{n}", event=CloudEvent(type="t.v1", source="/t", subject=f"c{n}", data={"n": n})
+        )
+        for n in range(first, first + count)
+    ]
+
+
+async def committed(bus: EmbeddedBus, group: str) -> int | None:
+    async with bus.engine.connect() as conn:
+        query = select(offsets.c.position).where(offsets.c.group_id == group, offsets.c.topic == "things")
+        return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def last_position(bus: EmbeddedBus) -> int:
+    subscription = bus.subscribe(group="inspect", topics=["things"])
+    await subscription.start()
+    seen = await subscription.fetch(max_records=1000, timeout=1.0)
+    await subscription.close()
+    return max(d.offset for d in seen)
+
+
+async def test_a_steady_flow_commits_once_per_interval_and_a_pause_commits_what_was_applied(
+    setting: tuple[EmbeddedBus, AsyncEngine],
+) -> None:
+    bus, engine = setting
+    applied: list[int] = []
+    commits = 0
+
+    async def handler(session: AsyncSession, event: CloudEvent) -> None:
+        applied.append(event.data["n"])
+
+    def counted() -> None:
+        nonlocal commits
+        commits += 1
+
+    spec = ConsumerSpec(group="g", handlers={"t.v1": handler}, topics=["things"], commit_every=3600)
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(
+        run_consumer(bus, spec, sessions=session_factory(engine), tables=messaging, stop=stop, after_commit=counted)
+    )
+    try:
+        for batch in range(10):  # a batch every 50 ms: every fetch finds something, none comes back empty
+            await bus.publish(things(batch * 5, 5))
+            await asyncio.sleep(0.05)
+
+        async def all_applied_and_committed() -> bool:
+            return len(applied) == 50 and await committed(bus, "g") == await last_position(bus)
+
+        await eventually(all_applied_and_committed, what="the pause after the flow to commit every offset")
+        # One commit for the pause (a fetch came back empty), none per fetch while the flow went on.
+        assert commits <= 2, commits
+    finally:
+        stop.set()
+        await consuming
+    assert sorted(applied) == list(range(50))
+
+
+async def test_stopping_commits_what_was_applied_and_a_restart_reads_on_from_there(
+    setting: tuple[EmbeddedBus, AsyncEngine],
+) -> None:
+    bus, engine = setting
+    applied: list[int] = []
+
+    async def handler(session: AsyncSession, event: CloudEvent) -> None:
+        applied.append(event.data["n"])
+
+    def consumer(stop: asyncio.Event) -> asyncio.Task[None]:
+        spec = ConsumerSpec(group="g", handlers={"t.v1": handler}, topics=["things"], commit_every=3600)
+        return asyncio.create_task(
+            run_consumer(bus, spec, sessions=session_factory(engine), tables=messaging, stop=stop)
+        )
+
+    await bus.publish(things(0, 20))
+    stop = asyncio.Event()
+    first = consumer(stop)
+
+    async def twenty() -> bool:
+        return len(applied) == 20
+
+    await eventually(twenty, what="the first twenty events")
+    stop.set()
+    await first
+    assert await committed(bus, "g") == await last_position(bus)
+    await bus.publish(things(20, 5))
+    again = asyncio.Event()
+    second = consumer(again)
+
+    async def twenty_five() -> bool:
+        return len(applied) == 25
+
+    await eventually(twenty_five, what="the five published while it was stopped")
+    await asyncio.sleep(0.3)
+    again.set()
+    await second
+    assert applied == list(range(25)), "nothing re-read after the restart"
