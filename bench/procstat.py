@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import cProfile
+import io
 import os
+import pstats
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,3 +96,30 @@ class Watched:
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "steady_rss_mb": round(steady[len(steady) // 2] / 2**20, 1),
         }
+
+
+@dataclass(frozen=True)
+class Timed:
+    """What running one piece of work cost this process."""
+
+    cpu: float  # seconds of process CPU (user + system, every thread)
+    wall: float  # seconds
+    profile: str | None  # cProfile's listing, when one was asked for
+
+
+async def timed(work: Callable[[], Awaitable[None]], *, profile_sort: str | None = None, lines: int = 30) -> Timed:
+    """Run ``work`` and measure it; with ``profile_sort``, under cProfile, listing the top ``lines`` that way."""
+    profiler = cProfile.Profile() if profile_sort is not None else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    await work()
+    if profiler is not None:
+        profiler.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    listing = None
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats(profile_sort or "cumulative").print_stats(lines)
+        listing = text.getvalue()
+    return Timed(cpu=cpu, wall=wall, profile=listing)

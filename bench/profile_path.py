@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
 import json
-import pstats
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +26,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.corpus import Corpus
+from bench.procstat import timed
 from bench.scratch import drop_databases, scratch_database
 from services.dispatch.consumers import consumer_specs as dispatch_specs
 from services.dispatch.context import DispatchContext
@@ -94,14 +91,8 @@ async def _measure(
     label: str, count: int, meter: Meter, work: Callable[[], Awaitable[None]], profile: bool
 ) -> dict[str, Any]:
     meter.reset()
-    profiler = cProfile.Profile() if profile else None
-    wall, cpu = time.perf_counter(), time.process_time()
-    if profiler is not None:
-        profiler.enable()
-    await work()
-    if profiler is not None:
-        profiler.disable()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    spent = await timed(work, profile_sort="cumulative" if profile else None, lines=40)
+    wall, cpu = spent.wall, spent.cpu
     result = {
         "step": label,
         "items": count,
@@ -111,10 +102,8 @@ async def _measure(
         "wall_ms_per_item": round(wall * 1000 / count, 3),
         "statements": dict(sorted(meter.kinds.items(), key=lambda kv: -kv[1])[:8]),
     }
-    if profiler is not None:
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
-        result["profile"] = text.getvalue()
+    if spent.profile is not None:
+        result["profile"] = spent.profile
     return result
 
 

@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import pstats
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.procstat import timed
 from bench.scratch import drop_databases, scratch_database
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
@@ -83,18 +80,10 @@ def sample_event(index: int) -> CloudEvent:
 async def _measure(
     hop: str, events: int, work: Callable[[], Awaitable[None]], *, profile: bool, sort: str
 ) -> HopResult:
-    profiler = cProfile.Profile() if profile else None
-    wall, cpu = time.perf_counter(), time.process_time()
-    if profiler is not None:
-        profiler.enable()
-    await work()
-    if profiler is not None:
-        profiler.disable()
-    result = HopResult(hop, events, time.process_time() - cpu, time.perf_counter() - wall)
-    if profiler is not None:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(30)
-        print(out.getvalue())
+    spent = await timed(work, profile_sort=sort if profile else None, lines=30)
+    if spent.profile is not None:
+        print(spent.profile)
+    result = HopResult(hop, events, spent.cpu, spent.wall)
     return result
 
 

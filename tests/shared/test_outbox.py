@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.intake.app import MIGRATIONS
 from services.intake.models import messaging
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.embedded import EmbeddedBus
 from shared.consumer import ConsumerSpec, handle_delivery
 from shared.db import create_engine, session_factory
 from shared.events import CloudEvent
-from shared.migrate import upgrade_async
 from shared.outbox import add_event
 from shared.relay import OutboxRelay
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(
-    request: pytest.FixtureRequest, pg_databases: Callable[[], Awaitable[str]], sqlite_url: str
-) -> AsyncIterator[AsyncEngine]:
-    url = await pg_databases() if request.param == "postgres" else sqlite_url
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    db = create_engine(url)
-    yield db
-    await db.dispose()
 
 
 class RefusingBus:

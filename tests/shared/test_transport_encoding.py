@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.app import MIGRATIONS
 from services.intake.models import messaging
 from shared.bus.base import OutgoingMessage
 from shared.bus.embedded import EmbeddedBus, messages
 from shared.db import create_engine, session_factory
 from shared.events import CloudEvent
-from shared.migrate import upgrade_async
 from shared.outbox import add_events, claim_event, claim_events
 from shared.relay import OutboxRelay
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(
-    request: pytest.FixtureRequest, pg_databases: Callable[[], Awaitable[str]], sqlite_url: str
-) -> AsyncIterator[AsyncEngine]:
-    url = await pg_databases() if request.param == "postgres" else sqlite_url
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    db = create_engine(url)
-    yield db
-    await db.dispose()
 
 
 def awkward_events() -> list[CloudEvent]:
