@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -107,25 +107,23 @@ async def test_stopping_commits_what_was_applied_and_a_restart_reads_on_from_the
             run_consumer(bus, spec, sessions=session_factory(engine), tables=messaging, stop=stop)
         )
 
+    def applied_count(count: int) -> Callable[[], Awaitable[bool]]:
+        async def reached() -> bool:
+            return len(applied) == count
+
+        return reached
+
     await bus.publish(things(0, 20))
     stop = asyncio.Event()
     first = consumer(stop)
-
-    async def twenty() -> bool:
-        return len(applied) == 20
-
-    await eventually(twenty, what="the first twenty events")
+    await eventually(applied_count(20), what="the first twenty events")
     stop.set()
     await first
     assert await committed(bus, "g") == await last_position(bus)
     await bus.publish(things(20, 5))
     again = asyncio.Event()
     second = consumer(again)
-
-    async def twenty_five() -> bool:
-        return len(applied) == 25
-
-    await eventually(twenty_five, what="the five published while it was stopped")
+    await eventually(applied_count(25), what="the five published while it was stopped")
     await asyncio.sleep(0.3)
     again.set()
     await second

@@ -29,22 +29,28 @@ async def logged(engine: AsyncEngine) -> list[str]:
         return [row.who for row in await conn.execute(text("select who from log order by n"))]
 
 
-async def test_writers_queued_behind_an_open_transaction_start_in_arrival_order(engine: AsyncEngine) -> None:
+async def holding_a_write(engine: AsyncEngine, who: str) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A write transaction that has written ``who`` and stays open until the returned event is set."""
     release = asyncio.Event()
     holding = asyncio.Event()
 
-    async def first() -> None:
+    async def hold() -> None:
         async with engine.begin() as conn:
-            await conn.execute(text("insert into log (who) values ('first')"))
+            await conn.execute(text("insert into log (who) values (:who)"), {"who": who})
             holding.set()
             await release.wait()
 
+    task = asyncio.create_task(hold())
+    await holding.wait()
+    return task, release
+
+
+async def test_writers_queued_behind_an_open_transaction_start_in_arrival_order(engine: AsyncEngine) -> None:
     async def writer(name: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(text("insert into log (who) values (:who)"), {"who": name})
 
-    holder = asyncio.create_task(first())
-    await holding.wait()
+    holder, release = await holding_a_write(engine, "first")
     queued = []
     for name in ("b", "c", "d", "e"):
         queued.append(asyncio.create_task(writer(name)))
@@ -89,17 +95,7 @@ async def test_a_writer_in_another_engine_still_waits_for_the_file(engine: Async
     # Another process (here: another engine) has no place in this process's queue; SQLite's busy wait serves it.
     other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
     try:
-        release = asyncio.Event()
-        holding = asyncio.Event()
-
-        async def hold() -> None:
-            async with engine.begin() as conn:
-                await conn.execute(text("insert into log (who) values ('held')"))
-                holding.set()
-                await release.wait()
-
-        holder = asyncio.create_task(hold())
-        await holding.wait()
+        holder, release = await holding_a_write(engine, "held")
 
         async def outsider() -> None:
             async with other.begin() as conn:
