@@ -6,7 +6,9 @@
 Measures accepted rate, intake latency, end-to-end latency (POST to the assignment on the unit's topic),
 time to closed for a sample of cases driven by simulated units and call-backs, CPU and peak RSS of every
 process, and in the same run the throughput ceiling of a bare FastAPI endpoint and of intake, closed loop.
-Writes results.json and, when matplotlib is installed, chart.png into --out.
+Where the time went is read back from the services' own outbox and inbox tables (``bench.stages``): how long
+events waited in each outbox and how long their trip to each consumer group took. Writes results.json and, when
+matplotlib is installed, chart.png into --out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import httpx
 
 from bench.corpus import Corpus
 from bench.procstat import Watched
+from bench.stages import stage_waits
 from shared import topics
 from shared.bus.base import Bus, Subscription
 from shared.bus.embedded import EmbeddedBus
@@ -292,6 +296,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     made: list[str] = []  # PostgreSQL databases this run created
     admin_url = ""
+    databases: dict[str, str] = {}  # each service's database, to read where the time went (bench.stages)
     bus: Bus
     namespace = ""
     say(f"mode {args.mode}; logs and results in {out}")
@@ -330,6 +335,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             env=SERVICE_ENV,
         )
         bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{var / 'bus.db'}"), poll_seconds=0.01)
+        databases = {name: f"sqlite+aiosqlite:///{var / f'{name}.db'}" for name in ("intake", "dispatch", "evaluation")}
     else:
         namespace = f"bench{uuid.uuid4().hex[:6]}."
         for server in ("postgres", "kafka"):
@@ -353,6 +359,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             database = f"jiesu_bench_{namespace[5:-1]}_{name}"
             await admin.execute(f'CREATE DATABASE "{database}"')
             made.append(database)
+            databases[name] = admin_url.rsplit("/", 1)[0] + f"/{database}"
             prefix = f"JIESU_{name.upper()}_"
             env = auth_env | {
                 f"{prefix}DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
@@ -446,6 +453,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         judged_otherwise = Counter(observer.not_assigned[c] for c in sent if c in observer.not_assigned)
         observer.stop.set()
         await observing
+        stages = await stage_waits(
+            databases, since=datetime.fromtimestamp(began, UTC), until=datetime.fromtimestamp(time.time(), UTC)
+        )
+        for group, trip in stages["trip_to_consumer"].items():
+            say(f"  outbox to {group}: p50 {trip['p50_ms']} ms, p99 {trip['p99_ms']} ms ({trip['events']} events)")
         say("ceiling: intake single reports, closed loop; then batch intake")
         intake_ceiling = await closed_loop(urls["intake"], corpus, seconds=args.ceiling_seconds, workers=64)
         batch = await batch_rate(urls["intake"], corpus, seconds=args.ceiling_seconds)
@@ -469,6 +481,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "batch_reports_per_s": batch,
             },
             "processes": {w.name: w.summary(seconds, len(e2e)) for w in watched},
+            "stages": stages,
         }
     finally:
         await bus.close()
