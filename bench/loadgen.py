@@ -291,6 +291,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     corpus = Corpus()
+    if args.mode == "distributed":
+        # Servers first: a port chosen free before Kafka starts could be the one its controller then takes.
+        for server in ("postgres", "kafka"):
+            subprocess.run(["bash", f"scripts/{server}.sh", "start"], cwd=ROOT, check=True)
     ports = {name: free_port() for name in ("intake", "dispatch", "evaluation", "bare")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -338,8 +342,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         databases = {name: f"sqlite+aiosqlite:///{var / f'{name}.db'}" for name in ("intake", "dispatch", "evaluation")}
     else:
         namespace = f"bench{uuid.uuid4().hex[:6]}."
-        for server in ("postgres", "kafka"):
-            subprocess.run(["bash", f"scripts/{server}.sh", "start"], cwd=ROOT, check=True)
         admin_url = subprocess.run(
             ["bash", "scripts/postgres.sh", "url"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()

@@ -15,12 +15,20 @@ from sqlalchemy import (
     String,
     Table,
     insert,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import BigIntKey, UTCDateTime, write_buffer
 from shared.events import CloudEvent, utcnow
+
+# On PostgreSQL a transaction that writes outbox rows also notifies this channel; PostgreSQL delivers it when the
+# transaction commits (never if it rolls back), so a relay in another process LISTENing on the service's database
+# publishes at once instead of at its next poll. Each service has its own database, hence one channel name.
+OUTBOX_CHANNEL = "jiesu_outbox"
+_NOTIFY = text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+_ANNOUNCED = "jiesu.outbox_announced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,19 @@ async def add_events(
         buffer.add(tables.outbox, rows)
     else:
         await session.execute(insert(tables.outbox), rows)
+    await _announce(session)
+
+
+async def _announce(session: AsyncSession) -> None:
+    """Once per transaction on PostgreSQL: wake the relay when this transaction commits."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return  # SQLite: the relay's commit watch sees the commit by itself
+    transaction = session.get_transaction()
+    if transaction is None or session.info.get(_ANNOUNCED) is transaction:
+        return
+    session.info[_ANNOUNCED] = transaction
+    # On the session's connection, not through the ORM: nothing pending is flushed by it.
+    await (await session.connection()).execute(_NOTIFY)
 
 
 def event_from_row(row: Any) -> CloudEvent:

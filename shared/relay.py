@@ -7,6 +7,8 @@ import contextlib
 import logging
 import sqlite3
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,12 +17,14 @@ from shared.bus.base import Bus, OutgoingMessage
 from shared.bus.commits import CommitWatch, sqlite_file
 from shared.db import reading
 from shared.events import utcnow
-from shared.outbox import MessagingTables, event_from_row
+from shared.outbox import OUTBOX_CHANNEL, MessagingTables, event_from_row
 
 log = logging.getLogger("jiesu.relay")
 
 # With a commit watch the relay is woken by commits; it still reads the outbox this often, in case one slipped by.
 _WATCHED_POLL_SECONDS = 5.0
+# Woken by PostgreSQL notifications, it still reads this often (and notices a lost connection this soon).
+_NOTIFIED_POLL_SECONDS = 1.0
 
 
 class OutboxRelay:
@@ -50,7 +54,7 @@ class OutboxRelay:
         self.published = 0
         self.failing_since: float | None = None  # monotonic time of the first failed publish in a row
         self.last_error: str | None = None
-        self.wakeups = 0  # times the commit watch saw unpublished rows committed by another connection
+        self.wakeups = 0  # times a commit by another connection woke the relay (commit watch or notification)
         path = sqlite_file(engine)
         self.watch = CommitWatch(path) if path is not None else None
         if self.watch is not None:
@@ -66,6 +70,11 @@ class OutboxRelay:
 
     def notify(self) -> None:
         """Tell the relay that new rows were committed (saves a poll interval in-process)."""
+        self.wakeup.set()
+
+    def _notified(self, *_: object) -> None:
+        """A PostgreSQL notification: a transaction that wrote outbox rows committed."""
+        self.wakeups += 1
         self.wakeup.set()
 
     async def backlog(self) -> int:
@@ -138,6 +147,8 @@ class OutboxRelay:
         if self.watch is not None:
             self.watch.start()
             idle_wait = max(self.poll_seconds, _WATCHED_POLL_SECONDS)
+        if await lock.listen(OUTBOX_CHANNEL, self._notified):
+            idle_wait = max(self.poll_seconds, _NOTIFIED_POLL_SECONDS)
         while not stop.is_set():
             if not await lock.held():
                 # The database restarted and ended the lock's session: another relay may lead now.
@@ -183,6 +194,7 @@ class _LeaderLock:
         self.key = zlib.crc32(f"jiesu-relay:{name}".encode()) % (2**31)
         self.stop = stop
         self._conn: AsyncConnection | None = None
+        self._listening: tuple[Any, str, Callable[..., None]] | None = None
 
     async def __aenter__(self) -> _LeaderLock:
         if self.engine.dialect.name != "postgresql":
@@ -213,7 +225,24 @@ class _LeaderLock:
         except Exception:
             return False
 
+    async def listen(self, channel: str, callback: Callable[..., None]) -> bool:
+        """LISTEN on the lock's own connection (PostgreSQL); False where there is none (SQLite)."""
+        if self._conn is None:
+            return False
+        driver = (await self._conn.get_raw_connection()).driver_connection
+        if driver is None or not hasattr(driver, "add_listener"):
+            return False
+        await driver.add_listener(channel, callback)
+        self._listening = (driver, channel, callback)
+        return True
+
     async def __aexit__(self, *exc: object) -> None:
+        if self._listening is not None:
+            # The connection goes back to the pool: it must not keep listening (and waking this relay).
+            driver, channel, callback = self._listening
+            self._listening = None
+            with contextlib.suppress(Exception):
+                await driver.remove_listener(channel, callback)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await _close_quietly(conn)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake.app import MIGRATIONS
 from services.intake.models import messaging
@@ -119,11 +123,15 @@ async def test_a_publish_on_another_topic_does_not_wake_a_reader(tmp_path: Path)
         await reader_bus.close()
 
 
-async def test_the_relay_is_woken_by_outbox_rows_another_connection_committed(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    relay_engine, writer_engine = create_engine(url), create_engine(url)
-    bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"))
+@asynccontextmanager
+async def sleeping_relay(
+    service_url: str, bus_path: Path
+) -> AsyncIterator[tuple[ObservedRelay, async_sessionmaker[AsyncSession], EmbeddedSubscription]]:
+    """A relay of an intake database (migrated here) that read its empty outbox and now sleeps until woken (its poll
+    is an hour); sessions on another connection of that database; a waiting bus reader of the topic "things"."""
+    await upgrade_async(script_location=MIGRATIONS, database_url=service_url)
+    relay_engine, writer_engine = create_engine(service_url), create_engine(service_url)
+    bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{bus_path}"))
     await bus.start()
     relay = ObservedRelay(engine=relay_engine, tables=messaging, bus=bus, name="t", poll_seconds=NEVER)
     stop = asyncio.Event()
@@ -131,15 +139,21 @@ async def test_the_relay_is_woken_by_outbox_rows_another_connection_committed(tm
     try:
         reader = await waiting_reader(bus, "things")
         await relay.found_empty.wait()  # then the relay sleeps: only a wake-up makes it read again
-        event = CloudEvent(type="jiesu.test.thing.v1", source="/test", data={"n": 1})
-        async with session_factory(writer_engine)() as session, session.begin():
-            await add_event(session, messaging, topic="things", aggregatetype="thing", aggregateid="c1", event=event)
-        got = await reader.fetch(timeout=60)
-        assert [d.event.id for d in got] == [event.id]
-        assert relay.wakeups >= 1, "the commit watch woke the relay"
+        yield relay, session_factory(writer_engine), reader
     finally:
         stop.set()
         await relaying
         await bus.close()
         await relay_engine.dispose()
         await writer_engine.dispose()
+
+
+async def test_the_relay_is_woken_by_outbox_rows_another_connection_committed(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
+    async with sleeping_relay(url, tmp_path / "bus.db") as (relay, sessions, reader):
+        event = CloudEvent(type="jiesu.test.thing.v1", source="/test", data={"n": 1})
+        async with sessions() as session, session.begin():
+            await add_event(session, messaging, topic="things", aggregatetype="thing", aggregateid="c1", event=event)
+        got = await reader.fetch(timeout=60)
+        assert [d.event.id for d in got] == [event.id]
+        assert relay.wakeups >= 1, "the commit watch woke the relay"
