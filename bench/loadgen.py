@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.corpus import Corpus
 from bench.procstat import Watched
@@ -299,6 +300,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     made: list[str] = []  # PostgreSQL databases this run created
+    kafka = ""  # the broker of a distributed run, whose topics of this run's namespace are deleted at the end
     admin_url = ""
     databases: dict[str, str] = {}  # each service's database, to read where the time went (bench.stages)
     bus: Bus
@@ -492,6 +494,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs.values():
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(20)
+        if kafka and namespace:
+            # The run's topics too: the broker keeps every topic it ever had, and its start slows with their number.
+            try:
+                say(f"deleted the run's {await delete_topics(kafka, namespace)} topics")
+            except Exception as error:
+                say(f"could not delete the topics of {namespace} ({error}); they stay on the broker")
         if made:  # the run's databases go with it (the results are in --out)
             admin = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
             try:
@@ -499,6 +507,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             finally:
                 await admin.close()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> int:
+    """Delete the broker's topics whose names start with ``prefix``; how many there were."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return len(names)
+    finally:
+        await admin.close()
 
 
 def _series(sent: dict[str, float], seen: dict[str, float]) -> dict[int, dict[str, float | None]]:
