@@ -37,7 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.corpus import Corpus
 from bench.procstat import Watched
-from bench.stages import stage_waits
+from bench.stages import percentile, stage_waits
 from shared import topics
 from shared.bus.base import Bus, Subscription
 from shared.bus.embedded import EmbeddedBus
@@ -53,10 +53,9 @@ def say(message: str) -> None:
 
 
 def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+    """A quantile of seconds, in milliseconds."""
+    found = percentile(values, q)
+    return None if found is None else round(found * 1000, 2)
 
 
 def free_port() -> int:
@@ -366,7 +365,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             databases[name] = admin_url.rsplit("/", 1)[0] + f"/{database}"
             prefix = f"JIESU_{name.upper()}_"
             env = auth_env | {
-                f"{prefix}DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
+                f"{prefix}DATABASE_URL": databases[name],
                 f"{prefix}BUS": "kafka",
                 f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
                 f"{prefix}TOPIC_NAMESPACE": namespace,

@@ -23,15 +23,17 @@ from sqlalchemy import select
 from shared.db import create_engine
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (the larger value on a tie of ranks), None when there are no values."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _summary(waits: list[float]) -> dict[str, Any]:
-    return {"events": len(waits), "p50_ms": _pct(waits, 0.5), "p99_ms": _pct(waits, 0.99), "max_ms": _pct(waits, 1.0)}
+    found = {name: percentile(waits, q) for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("max_ms", 1.0))}
+    return {"events": len(waits)} | {name: None if ms is None else round(ms, 1) for name, ms in found.items()}
 
 
 async def stage_waits(database_urls: dict[str, str], *, since: datetime, until: datetime) -> dict[str, Any]:
