@@ -3,6 +3,7 @@
     uv run python -m bench.intake_batch                        # a server, 3 clients posting 1,000 reports each
     uv run python -m bench.intake_batch --profile 10           # also cProfile 10 batches in-process (ASGI)
     uv run python -m bench.intake_batch --skip-server --profile 10
+    uv run python -m bench.intake_batch --prefill 300                 # measured with 300,000 reports stored first
 
 The server runs alone under ``jiesu serve`` on SQLite in a temporary folder; the bodies are drawn and encoded
 before any clock starts, so the clients cost little. Every report of every batch is new (201).
@@ -23,43 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 
 from bench.corpus import Corpus
-from bench.intake_ceiling import _command, _intake_env
+from bench.intake_ceiling import _command, _intake_env, batch_bodies, post_all
 from bench.loadgen import HEADERS, PYTHON, create_key, free_port, ready, say, start
 from bench.procstat import Watched
 
 
-def _bodies(corpus: Corpus, *, batches: int, size: int) -> list[bytes]:
-    return [
-        json.dumps({"reports": [corpus.report() for _ in range(size)]}, ensure_ascii=False).encode()
-        for _ in range(batches)
-    ]
-
-
-async def post_all(url: str, bodies: list[bytes], *, workers: int) -> int:
-    """Post every body with ``workers`` clients back to back; the reports accepted."""
-    accepted = 0
-    queue = list(reversed(bodies))
-    headers = HEADERS | {"Content-Type": "application/json"}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as http:
-
-        async def worker() -> None:
-            nonlocal accepted
-            while queue:
-                body = queue.pop()
-                async with http.post(f"{url}/v1/reports/batch", data=body) as answer:
-                    if answer.status != 200:
-                        raise SystemExit(f"intake refused a batch: {answer.status} {await answer.text()}")
-                    accepted += (await answer.json())["accepted"]
-
-        await asyncio.gather(*(worker() for _ in range(workers)))
-    return accepted
-
-
-async def measure(*, var: Path, bodies: list[bytes], warm: list[bytes], workers: int) -> dict[str, Any]:
+async def measure(
+    *, var: Path, bodies: list[bytes], warm: list[bytes], workers: int, prefill: list[bytes]
+) -> dict[str, Any]:
     """Reports/s and server CPU per report of an intake server started for the purpose."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -76,7 +51,13 @@ async def measure(*, var: Path, bodies: list[bytes], warm: list[bytes], workers:
     try:
         await ready(url)
         await post_all(url, warm, workers=workers)  # warm-up: imports, caches, first connections
-        await asyncio.sleep(3)  # let the relay publish the warm-up's events
+        if prefill:
+            # A city's intake holds months of reports: what a batch costs must not grow with them.
+            say(f"  storing {len(prefill)} batches first (not measured)")
+            began = time.monotonic()
+            stored = await post_all(url, prefill, workers=workers)
+            say(f"  {stored} reports stored in {time.monotonic() - began:.0f}s")
+        await asyncio.sleep(3)  # let the server's work after the warm-up settle
         watched = Watched("intake", proc.pid)
         watched.begin()
         began = time.monotonic()
@@ -109,7 +90,7 @@ async def profile(batches: int, *, size: int, var: Path, corpus: Corpus, top: in
     )
     auth = AuthSettings(database_url=f"sqlite+aiosqlite:///{folder / 'auth.db'}", cache_seconds=3600)
     app = create_app(settings, migrate_on_start=True, auth=auth)
-    bodies = _bodies(corpus, batches=batches + 1, size=size)
+    bodies = batch_bodies(corpus, batches=batches + 1, size=size)
     async with app.router.lifespan_context(app):
         _, key = await app.state.auth.store.create(role="admin", name="profile", rate_per_second=1e6)
         transport = httpx.ASGITransport(app=app)
@@ -142,10 +123,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jiesu-batch-") as folder:
         var = Path(folder)
         if not args.skip_server:
-            warm = _bodies(corpus, batches=args.workers, size=args.size)
-            bodies = _bodies(corpus, batches=args.batches, size=args.size)
+            warm = batch_bodies(corpus, batches=args.workers, size=args.size)
+            bodies = batch_bodies(corpus, batches=args.batches, size=args.size)
             say(f"intake: {args.batches} batches of {args.size}, {args.workers} clients")
-            results["server"] = await measure(var=var, bodies=bodies, warm=warm, workers=args.workers)
+            prefill = batch_bodies(corpus, batches=args.prefill, size=args.size)
+            results["server"] = await measure(
+                var=var, bodies=bodies, warm=warm, workers=args.workers, prefill=prefill
+            ) | {"stored_before": args.prefill * args.size}
             say(f"  {results['server']}")
         if args.profile:
             say(f"in-process profile of {args.profile} batches of {args.size}")
@@ -160,6 +144,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="batches posted while measuring")
     parser.add_argument("--size", type=int, default=1000, help="reports per batch")
     parser.add_argument("--workers", type=int, default=3, help="clients posting at once")
+    parser.add_argument("--prefill", type=int, default=0, metavar="BATCHES", help="batches stored before measuring")
     parser.add_argument("--profile", type=int, default=0, metavar="BATCHES", help="also profile this many in-process")
     parser.add_argument("--top", type=int, default=30, help="functions shown by the profile")
     parser.add_argument("--skip-server", action="store_true", help="only the in-process profile")

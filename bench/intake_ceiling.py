@@ -2,6 +2,7 @@
 
     uv run python -m bench.intake_ceiling                      # both servers, closed loop, 64 clients
     uv run python -m bench.intake_ceiling --profile 2000       # also cProfile the app in-process (ASGI)
+    uv run python -m bench.intake_ceiling --prefill 300        # intake measured with 300,000 reports stored first
 
 Each server runs alone under uvicorn in its own process, with the same server settings (intake through
 ``jiesu serve`` on SQLite in a temporary folder, the bare app through uvicorn's command line), one after the
@@ -32,6 +33,34 @@ from bench.loadgen import HEADERS, PYTHON, SERVICE_ENV, closed_loop, create_key,
 from bench.procstat import Watched
 
 WORKERS = 64
+
+
+def batch_bodies(corpus: Corpus, *, batches: int, size: int) -> list[bytes]:
+    """Bodies for the batch endpoint, each of ``size`` new reports, drawn and encoded before any clock starts."""
+    return [
+        json.dumps({"reports": [corpus.report() for _ in range(size)]}, ensure_ascii=False).encode()
+        for _ in range(batches)
+    ]
+
+
+async def post_all(url: str, bodies: list[bytes], *, workers: int) -> int:
+    """Post every body with ``workers`` clients back to back; the reports accepted."""
+    accepted = 0
+    queue = list(reversed(bodies))
+    headers = HEADERS | {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as http:
+
+        async def worker() -> None:
+            nonlocal accepted
+            while queue:
+                body = queue.pop()
+                async with http.post(f"{url}/v1/reports/batch", data=body) as answer:
+                    if answer.status != 200:
+                        raise SystemExit(f"intake refused a batch: {answer.status} {await answer.text()}")
+                    accepted += (await answer.json())["accepted"]
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return accepted
 
 
 async def prepared_loop(url: str, bodies: list[bytes], *, seconds: float, workers: int) -> tuple[float, int]:
@@ -86,7 +115,9 @@ def _command(server: str, port: int) -> list[str]:
     ]
 
 
-async def measure(server: str, *, var: Path, seconds: float, bodies: list[bytes], corpus: Corpus) -> dict[str, Any]:
+async def measure(
+    server: str, *, var: Path, seconds: float, bodies: list[bytes], corpus: Corpus, prefill: list[bytes]
+) -> dict[str, Any]:
     """Closed-loop rate and server CPU per request of one server started for the purpose."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -109,6 +140,9 @@ async def measure(server: str, *, var: Path, seconds: float, bodies: list[bytes]
     try:
         await ready(url)
         await closed_loop(url, corpus, seconds=2, workers=8)  # warm-up: imports, caches, first connections
+        if server == "intake" and prefill:
+            say(f"  storing {len(prefill)} batches first (not measured)")
+            say(f"  {await post_all(url, prefill, workers=3)} reports stored")
         watched = Watched(server, proc.pid)
         watched.begin()
         await asyncio.sleep(2)
@@ -178,12 +212,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     corpus = Corpus()
     # Enough new reports (new external ids) for each loop; drawn and encoded before any clock starts.
     bodies = [json.dumps(corpus.report(), ensure_ascii=False).encode() for _ in range(int(args.seconds * 4000))]
+    prefill = batch_bodies(corpus, batches=args.prefill, size=1000)
     with tempfile.TemporaryDirectory(prefix="jiesu-ceiling-") as folder:
         var = Path(folder)
         results: dict[str, Any] = {"load_average": os.getloadavg(), "cpus": os.cpu_count()}
         for server in ("bare", "intake"):
             say(f"{server}: closed loop, {WORKERS} clients, {args.seconds}s")
-            results[server] = await measure(server, var=var, seconds=args.seconds, bodies=bodies, corpus=corpus)
+            results[server] = await measure(
+                server, var=var, seconds=args.seconds, bodies=bodies, corpus=corpus, prefill=prefill
+            )
             say(f"  {results[server]}")
         results["intake_share_of_bare"] = round(results["intake"]["rps"] / results["bare"]["rps"], 3)
         results["load_average_after"] = os.getloadavg()
@@ -198,6 +235,7 @@ def main() -> None:
     """Parse arguments, run, print the figures (and the profile)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="length of each closed loop")
+    parser.add_argument("--prefill", type=int, default=0, metavar="BATCHES", help="batches of 1,000 stored first")
     parser.add_argument("--profile", type=int, default=0, metavar="REPORTS", help="also profile this many in-process")
     parser.add_argument("--top", type=int, default=30, help="functions shown by the profile")
     parser.add_argument("--skip-servers", action="store_true", help="only the in-process profile")

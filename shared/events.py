@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.ids import time_ordered_id
 
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
@@ -32,7 +33,7 @@ class CloudEvent:
     source: str
     data: dict[str, Any]
     subject: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=time_ordered_id)
     time: datetime = field(default_factory=utcnow)
     datacontenttype: str = JSON_CONTENT_TYPE
     specversion: str = SPEC_VERSION

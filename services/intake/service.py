@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, String, Table, bindparam, case, func, insert, select, tuple_, update
+from sqlalchemy import Boolean, String, Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +20,7 @@ from services.intake.schemas import Location, ReportCreate, Reporter, ReporterMa
 from shared import topics
 from shared.db import UTCDateTime, write_buffer
 from shared.events import CloudEvent, utcnow
+from shared.ids import time_ordered_id
 from shared.outbox import add_events
 from shared.pii import PersonalData
 from shared.problems import Conflict, NotFound
@@ -65,7 +65,14 @@ async def find_many(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[
     """Reports already delivered under any of these (source, external_id) pairs."""
     if not keys:
         return {}
-    rows = await session.execute(select(Report).where(tuple_(Report.source, Report.external_id).in_(keys)))
+    # One `source = ? AND external_id IN (...)` per source, not `(source, external_id) IN ((?, ?), ...)`: SQLite
+    # answers a row-value list by scanning the whole table, which grows with every report ever received; this
+    # form is a lookup in the (source, external_id) unique index on SQLite and PostgreSQL alike.
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    wanted = or_(*(and_(Report.source == s, Report.external_id.in_(ids)) for s, ids in by_source.items()))
+    rows = await session.execute(select(Report).where(wanted))
     return {(r.source, r.external_id): r for r in rows.scalars()}
 
 
@@ -123,7 +130,7 @@ async def accept_reports(
     rows = [
         report_row(
             report,
-            report_id=str(uuid.uuid4()),
+            report_id=time_ordered_id(),
             case_number=f"{number_prefix}{day}{number:07d}",
             fingerprint=fingerprint(report, secret=secret),
             now=now,
