@@ -1,4 +1,4 @@
-"""Small helpers the tests share: running an app in-process and waiting for something to happen."""
+"""Small helpers the tests share: running an app in-process, waiting for something to happen, query plans."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
 from shared.auth import AuthRuntime, AuthSettings, Role
@@ -112,3 +114,24 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+async def sqlite_plans(engine: AsyncEngine, table: str, run: Callable[[], Awaitable[object]]) -> list[list[str]]:
+    """SQLite's `EXPLAIN QUERY PLAN` steps for every SELECT from ``table`` that ``run`` makes, in order."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await run()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    plans = []
+    async with engine.connect() as connection:
+        for statement, parameters in statements:
+            found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plans.append([str(row[-1]) for row in found.all()])
+    return plans

@@ -21,7 +21,12 @@ class Case(Base):
 
     __tablename__ = "cases"
     # The duplicate search (合并): open cases of a kind, oldest first from the start of the window.
-    __table_args__ = (Index("ix_cases_kind_received", "kind_code", "received_at"),)
+    # Lists of cases (GET /v1/cases), newest first: pages are read backwards off ix_cases_received instead of
+    # sorting every matching case.
+    __table_args__ = (
+        Index("ix_cases_kind_received", "kind_code", "received_at"),
+        Index("ix_cases_received", "received_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_number: Mapped[str] = mapped_column(String(32), unique=True)

@@ -8,7 +8,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import service
@@ -17,6 +16,7 @@ from services.intake.schemas import ReportCreate
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
 from shared.pii import DEVELOPMENT_CALLER_SECRET, DEVELOPMENT_KEYS, Keyring, PersonalData
+from tests.helpers import sqlite_plans
 
 PERSONAL = PersonalData(keyring=Keyring.parse(DEVELOPMENT_KEYS), caller_secret=DEVELOPMENT_CALLER_SECRET)
 STORED = [("hotline", "h-1"), ("hotline", "h-2"), ("grid", "g-1"), ("town", "h-1"), ("grid", "same")]
@@ -70,24 +70,19 @@ async def test_on_sqlite_a_lookup_of_a_thousand_pairs_reads_the_index_and_scans_
     url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
     await upgrade_async(script_location=MIGRATIONS, database_url=url)
     engine = create_engine(url)
-    statements: list[tuple[str, Any]] = []
+    found: dict[tuple[str, str], Any] = {}
 
-    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM reports" in statement:
-            statements.append((statement, parameters))
+    async def look_up() -> None:
+        asked = [(source, f"h-{n}") for n in range(1000) for source in ("hotline", "grid")][:1000]
+        async with session_factory(engine)() as session, session.begin():
+            found.update(await service.find_many(session, asked))
 
     try:
         await store(engine, [("hotline", f"h-{n}") for n in range(200)])
-        event.listen(engine.sync_engine, "before_cursor_execute", seen)
-        asked = [(source, f"h-{n}") for n in range(1000) for source in ("hotline", "grid")][:1000]
-        async with session_factory(engine)() as session, session.begin():
-            found = await service.find_many(session, asked)
+        plans = await sqlite_plans(engine, "reports", look_up)
         assert sorted(found) == sorted(("hotline", f"h-{n}") for n in range(200))
-        assert len(statements) == 1
-        statement, parameters = statements[0]
-        async with engine.connect() as connection:
-            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-        steps = [str(row[-1]) for row in plan]
+        assert len(plans) == 1
+        steps = plans[0]
         searches = [s for s in steps if s.startswith("SEARCH reports USING INDEX")]
         assert searches and all("(source=? AND external_id=?)" in s for s in searches), steps
         assert not [s for s in steps if s.startswith("SCAN reports")], steps
