@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sqlite3
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -84,15 +84,20 @@ class OutboxRelay:
             query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
             return int((await conn.execute(query)).scalar_one())
 
-    async def publish_once(self) -> int:
-        """Publish one batch in outbox order; return how many were published."""
+    async def publish_once(self, lock: _LeaderLock | None = None) -> int:
+        """Publish one batch in outbox order; return how many were published.
+
+        On PostgreSQL the leader reads and marks on the connection that holds its lock (``lock``): two short
+        transactions a batch on one connection, and a lost lock shows as a failed read (``LeaderLost``).
+        """
         outbox = self.tables.outbox
-        async with reading(self.engine) as conn:
-            rows = (
-                await conn.execute(
-                    select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(self.batch_size)
-                )
-            ).all()
+        query = select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq).limit(self.batch_size)
+        leader = lock.connection if lock is not None else None
+        if leader is not None:
+            rows = await _on_lock(leader, lambda conn: conn.execute(query))
+        else:
+            async with reading(self.engine) as conn:
+                rows = (await conn.execute(query)).all()
         if not rows:
             return 0
         # Bounded: past the timeout the rows stay unpublished here and readiness says degraded. Cancelling the
@@ -113,10 +118,12 @@ class OutboxRelay:
             ),
             timeout=self.publish_timeout,
         )
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(outbox).where(outbox.c.seq.in_([row.seq for row in rows])).values(published_at=utcnow())
-            )
+        mark = update(outbox).where(outbox.c.seq.in_([row.seq for row in rows])).values(published_at=utcnow())
+        if leader is not None:
+            await _on_lock(leader, lambda conn: conn.execute(mark))
+        else:
+            async with self.engine.begin() as conn:
+                await conn.execute(mark)
         self.published += len(rows)
         return len(rows)
 
@@ -150,18 +157,20 @@ class OutboxRelay:
         if await lock.listen(OUTBOX_CHANNEL, self._notified):
             idle_wait = max(self.poll_seconds, _NOTIFIED_POLL_SECONDS)
         while not stop.is_set():
-            if not await lock.held():
-                # The database restarted and ended the lock's session: another relay may lead now.
-                log.warning("relay %s lost its leader lock; taking it again", self.name)
-                return
             # Cleared before the read: a commit the read misses sets it again, so the wait below does not sleep on it.
             self.wakeup.clear()
             try:
-                count = await self.publish_once()
+                count = await self.publish_once(lock)
                 delay = self.poll_seconds
                 self.failing_since, self.last_error = None, None
             except asyncio.CancelledError:
                 raise
+            except LeaderLost as lost:
+                # The database restarted (or dropped the connection) and ended the lock's session: another relay
+                # may lead now. What this one published but did not mark is published again; consumers drop it.
+                self._failed(lost)
+                log.warning("relay %s lost its leader lock (%s); taking it again", self.name, lost)
+                return
             except Exception as error:
                 self._failed(error)
                 log.warning("relay %s cannot publish yet (%s); retrying in %.1fs", self.name, error, delay)
@@ -179,6 +188,23 @@ class OutboxRelay:
         if self.failing_since is None:
             self.failing_since = asyncio.get_running_loop().time()
         self.last_error = f"{type(error).__name__}: {error}"
+
+
+class LeaderLost(Exception):
+    """The connection holding the relay's leader lock failed: the lock is gone with its session."""
+
+
+async def _on_lock(conn: AsyncConnection, statement: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+    """Run one statement as its own transaction on the lock's connection; its rows, if it returns any."""
+    try:
+        result = await statement(conn)
+        rows = result.all() if result.returns_rows else None
+        await conn.commit()
+        return rows
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        raise LeaderLost(f"{type(error).__name__}: {error}") from error
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -214,16 +240,10 @@ class _LeaderLock:
         self._conn = conn
         return self
 
-    async def held(self) -> bool:
-        """Whether the lock's session still lives (a database restart ends it and frees the lock)."""
-        if self._conn is None:
-            return True
-        try:
-            await self._conn.execute(text("SELECT 1"))
-            await self._conn.commit()
-            return True
-        except Exception:
-            return False
+    @property
+    def connection(self) -> AsyncConnection | None:
+        """The connection whose session holds the lock (PostgreSQL); None on SQLite, where one relay runs."""
+        return self._conn
 
     async def listen(self, channel: str, callback: Callable[..., None]) -> bool:
         """LISTEN on the lock's own connection (PostgreSQL); False where there is none (SQLite)."""

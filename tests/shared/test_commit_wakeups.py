@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,8 +33,8 @@ class ObservedRelay(OutboxRelay):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.found_empty = asyncio.Event()
 
-    async def publish_once(self) -> int:
-        count = await super().publish_once()
+    async def publish_once(self, lock: Any = None) -> int:
+        count = await super().publish_once(lock)
         if count == 0:
             self.found_empty.set()
         return count
