@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -135,3 +136,12 @@ async def sqlite_plans(engine: AsyncEngine, table: str, run: Callable[[], Awaita
             found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
             plans.append([str(row[-1]) for row in found.all()])
     return plans
+
+
+async def migrated_engine(
+    kind: str, folder: Path, pg_databases: Callable[[], Awaitable[str]], migrations: Path
+) -> AsyncEngine:
+    """An engine on a fresh service database, "sqlite" (a file in ``folder``) or "postgresql", at its newest schema."""
+    url = f"sqlite+aiosqlite:///{folder / 'service.db'}" if kind == "sqlite" else await pg_databases()
+    await upgrade_async(script_location=migrations, database_url=url)
+    return create_engine(url)

@@ -126,15 +126,15 @@ async def test_a_publish_on_another_topic_does_not_wake_a_reader(tmp_path: Path)
 
 @asynccontextmanager
 async def sleeping_relay(
-    service_url: str, bus_path: Path
+    service_url: str, bus_path: Path, *, poll_seconds: float = NEVER
 ) -> AsyncIterator[tuple[ObservedRelay, async_sessionmaker[AsyncSession], EmbeddedSubscription]]:
     """A relay of an intake database (migrated here) that read its empty outbox and now sleeps until woken (its poll
-    is an hour); sessions on another connection of that database; a waiting bus reader of the topic "things"."""
+    is an hour unless given); sessions on another connection of that database; a waiting bus reader of "things"."""
     await upgrade_async(script_location=MIGRATIONS, database_url=service_url)
     relay_engine, writer_engine = create_engine(service_url), create_engine(service_url)
     bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{bus_path}"))
     await bus.start()
-    relay = ObservedRelay(engine=relay_engine, tables=messaging, bus=bus, name="t", poll_seconds=NEVER)
+    relay = ObservedRelay(engine=relay_engine, tables=messaging, bus=bus, name="t", poll_seconds=poll_seconds)
     stop = asyncio.Event()
     relaying = asyncio.create_task(relay.run(stop))
     try:

@@ -9,14 +9,9 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from services.intake.app import MIGRATIONS
 from services.intake.models import messaging
-from shared.bus.embedded import EmbeddedBus
-from shared.db import create_engine, session_factory
 from shared.events import CloudEvent
-from shared.migrate import upgrade_async
 from shared.outbox import add_event
-from shared.relay import OutboxRelay
 from tests.helpers import eventually
 from tests.shared.test_commit_wakeups import sleeping_relay
 
@@ -48,45 +43,32 @@ async def test_a_relay_whose_lock_session_ends_takes_the_lock_again_and_publishe
     pg_url: str, tmp_path: Path
 ) -> None:
     """The leader reads and marks on the connection holding its lock, so a failure there is a lost lock."""
-    await upgrade_async(script_location=MIGRATIONS, database_url=pg_url)
-    relay_engine, writer_engine = create_engine(pg_url), create_engine(pg_url)
-    bus = EmbeddedBus(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"))
-    await bus.start()
-    relay = OutboxRelay(engine=relay_engine, tables=messaging, bus=bus, name="t", poll_seconds=0.2)
-    stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop))
     admin = await asyncpg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False))
     holder = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = " + (
         "(SELECT oid FROM pg_database WHERE datname = current_database())"
     )
-    sessions = session_factory(writer_engine)
     try:
-        reader = bus.subscribe(group="g", topics=["things"])
-        await reader.start()
-        sent = [thing(n) for n in range(3)]
-        async with sessions() as session, session.begin():
-            await add_event(session, messaging, topic="things", aggregatetype="t", aggregateid="c0", event=sent[0])
-        assert [d.event.id for d in await reader.fetch(timeout=30)] == [sent[0].id]
-        first = await eventually(lambda: admin.fetchval(holder), what="the relay's lock")
+        async with sleeping_relay(pg_url, tmp_path / "bus.db", poll_seconds=0.2) as (relay, sessions, reader):
+            sent = [thing(n) for n in range(3)]
+            async with sessions() as session, session.begin():
+                await add_event(session, messaging, topic="things", aggregatetype="t", aggregateid="c0", event=sent[0])
+            assert [d.event.id for d in await reader.fetch(timeout=30)] == [sent[0].id]
+            first = await eventually(lambda: admin.fetchval(holder), what="the relay's lock")
 
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        async with sessions() as session, session.begin():
-            for n in (1, 2):
-                await add_event(
-                    session, messaging, topic="things", aggregatetype="t", aggregateid=f"c{n}", event=sent[n]
-                )
-        got = []
-        while len(got) < 2:
-            got += [d.event.id for d in await reader.fetch(timeout=30)]
-        assert got == [sent[1].id, sent[2].id]
-        second = await admin.fetchval(holder)
-        assert second is not None and second != first, "a new session holds the lock"
-        assert relay.published == 3
-        assert relay.failing_since is None, "publishing again clears the failure readiness reports"
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+            async with sessions() as session, session.begin():
+                for n in (1, 2):
+                    key = f"c{n}"
+                    await add_event(
+                        session, messaging, topic="things", aggregatetype="t", aggregateid=key, event=sent[n]
+                    )
+            got = []
+            while len(got) < 2:
+                got += [d.event.id for d in await reader.fetch(timeout=30)]
+            assert got == [sent[1].id, sent[2].id]
+            second = await admin.fetchval(holder)
+            assert second is not None and second != first, "a new session holds the lock"
+            assert relay.published == 3
+            assert relay.failing_since is None, "publishing again clears the failure readiness reports"
     finally:
-        stop.set()
-        await relaying
         await admin.close()
-        await bus.close()
-        await relay_engine.dispose()
-        await writer_engine.dispose()

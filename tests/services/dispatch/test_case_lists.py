@@ -18,7 +18,7 @@ from services.dispatch.models import Case, CaseTask
 from shared.auth import Principal
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
-from tests.helpers import sqlite_plans
+from tests.helpers import migrated_engine, sqlite_plans
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 # (id, primary unit, minutes after T0); "c-4" also has a cooperating task for U1.
@@ -36,9 +36,7 @@ def _row(case_id: str, unit: str, minutes: int) -> dict[str, Any]:
 async def engine(
     request: pytest.FixtureRequest, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
 ) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'dispatch.db'}" if request.param == "sqlite" else await pg_databases()
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    made = create_engine(url)
+    made = await migrated_engine(request.param, tmp_path, pg_databases, MIGRATIONS)
     async with made.begin() as connection:
         await connection.execute(insert(Case.__table__), [_row(*c) for c in CASES])  # type: ignore[arg-type]
         await connection.execute(

@@ -16,7 +16,7 @@ from services.intake.schemas import ReportCreate
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
 from shared.pii import DEVELOPMENT_CALLER_SECRET, DEVELOPMENT_KEYS, Keyring, PersonalData
-from tests.helpers import sqlite_plans
+from tests.helpers import migrated_engine, sqlite_plans
 
 PERSONAL = PersonalData(keyring=Keyring.parse(DEVELOPMENT_KEYS), caller_secret=DEVELOPMENT_CALLER_SECRET)
 STORED = [("hotline", "h-1"), ("hotline", "h-2"), ("grid", "g-1"), ("town", "h-1"), ("grid", "same")]
@@ -34,9 +34,7 @@ async def store(engine: AsyncEngine, keys: list[tuple[str, str]]) -> None:
 async def engine(
     request: pytest.FixtureRequest, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
 ) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}" if request.param == "sqlite" else await pg_databases()
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    made = create_engine(url)
+    made = await migrated_engine(request.param, tmp_path, pg_databases, MIGRATIONS)
     try:
         await store(made, STORED)
         yield made

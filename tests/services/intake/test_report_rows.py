@@ -24,9 +24,8 @@ from services.intake.consumers import on_case_event
 from services.intake.models import Report, messaging
 from services.intake.schemas import ReportCreate
 from shared import topics
-from shared.db import buffered_writes, create_engine, session_factory
+from shared.db import buffered_writes, session_factory
 from shared.events import CloudEvent
-from shared.migrate import upgrade_async
 from shared.outbox import event_from_row
 from shared.pii import (
     DEVELOPMENT_CALLER_SECRET,
@@ -38,6 +37,7 @@ from shared.pii import (
     mask_name,
     mask_phone,
 )
+from tests.helpers import migrated_engine
 
 SECRET = "rows-secret"
 UTC8 = ZoneInfo("Asia/Shanghai")
@@ -124,9 +124,7 @@ def test_a_sealed_value_opens_with_a_keyring_read_afresh_and_keeps_its_format() 
 async def sessions(
     request: pytest.FixtureRequest, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}" if request.param == "sqlite" else await pg_databases()
-    await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    engine = create_engine(url)
+    engine = await migrated_engine(request.param, tmp_path, pg_databases, MIGRATIONS)
     try:
         yield session_factory(engine)
     finally:
