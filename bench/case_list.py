@@ -28,6 +28,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from bench.loadgen import say
+from bench.scratch import drop_databases, scratch_database
 from services.dispatch import api_scope, service
 from services.dispatch.app import MIGRATIONS
 from services.dispatch.duplicates import OPEN
@@ -165,17 +166,7 @@ async def measure(url: str, *, drop_received: bool) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """A fresh database (a temporary SQLite file, or one made on the PostgreSQL server given), filled, measured."""
     with tempfile.TemporaryDirectory(prefix="jiesu-cases-") as folder:
-        if args.database:
-            import asyncpg
-
-            name = f"jiesu_bench_{uuid.uuid4().hex[:8]}"
-            admin_dsn = make_url(args.database).set(drivername="postgresql").render_as_string(hide_password=False)
-            admin = await asyncpg.connect(admin_dsn)
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            await admin.close()
-            url = make_url(args.database).set(database=name).render_as_string(hide_password=False)
-        else:
-            url = f"sqlite+aiosqlite:///{Path(folder) / 'dispatch.db'}"
+        url = await scratch_database(args.database, "dispatch", Path(folder), prefix="jiesu_cases")
         try:
             say(f"storing {args.cases:,} cases")
             await fill(url, args.cases)
@@ -183,9 +174,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             pages = await measure(url, drop_received=args.without_received_index)
         finally:
             if args.database:
-                admin = await asyncpg.connect(admin_dsn)
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await admin.close()
+                await drop_databases(args.database, [url])
     return {"cases": args.cases, "database": make_url(url).get_backend_name(), "pages": pages}
 
 
