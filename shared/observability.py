@@ -43,6 +43,15 @@ class _RuntimeCollector(Collector):
         )
         published.add_metric([self.service], runtime.relay.published if runtime.relay else 0)
         yield published
+        pruned = CounterMetricFamily(
+            "jiesu_housekeeping_deleted",
+            "Rows housekeeping deleted: published outbox rows, old inbox rows, read embedded-bus messages",
+            labels=["service", "table"],
+        )
+        if runtime.housekeeping is not None:
+            for table, count in runtime.housekeeping.deleted.items():
+                pruned.add_metric([self.service, table], count)
+        yield pruned
         healthy = GaugeMetricFamily(
             "jiesu_background_healthy", "1 while every background task runs", labels=["service"]
         )

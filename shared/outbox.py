@@ -67,6 +67,7 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("event_type", String(128), nullable=False),
         Column("processed_at", UTCDateTime(), nullable=False),
     )
+    Index("ix_inbox_processed", inbox.c.processed_at)  # housekeeping deletes the oldest first
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 

@@ -18,6 +18,7 @@ from shared.consumer import ConsumerSpec, run_consumer
 from shared.db import create_engine, reading, session_factory
 from shared.outbox import MessagingTables
 from shared.relay import OutboxRelay
+from shared.retention import Housekeeping, Reader, days
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("jiesu.runtime")
@@ -36,6 +37,7 @@ class ServiceRuntime:
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
+    housekeeping: Housekeeping | None = field(default=None, init=False)
     stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _owns_bus: bool = field(default=False, init=False)
@@ -61,6 +63,20 @@ class ServiceRuntime:
                 poll_seconds=self.settings.relay_poll_seconds,
             )
             self._spawn(self.relay.run(self.stop), "relay")
+        if self.settings.housekeeping_seconds > 0:
+            self.housekeeping = Housekeeping(
+                name=self.name,
+                engine=self.engine,
+                tables=self.tables,
+                bus=self.bus,
+                readers=[Reader(spec.group, tuple(spec.topics), spec.pattern) for spec in self.consumer_specs],
+                dead_letter_topic=topics.named(self.settings.topic_namespace, topics.DEAD_LETTERS),
+                keep_published=days(self.settings.keep_published_days),
+                keep_inbox=days(self.settings.keep_inbox_days),
+                keep_bus=days(self.settings.keep_bus_days),
+                every=self.settings.housekeeping_seconds,
+            )
+            self._spawn(self.housekeeping.run(self.stop), "housekeeping")
         for index, work in enumerate(self.background):
             self._spawn(work(self), f"background-{index}")
         if run_consumers:

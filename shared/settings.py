@@ -36,6 +36,15 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.2
     max_body_bytes: int = 64 * 1024
+    # Housekeeping (shared/retention.py): what is kept, in days; 0 keeps it for ever.
+    keep_published_days: float = Field(default=7, ge=0, description="published outbox rows")
+    keep_inbox_days: float = Field(
+        default=30, ge=0, description="inbox rows; also for as long as the bus could deliver their events again"
+    )
+    keep_bus_days: float = Field(
+        default=7, ge=0, description="embedded bus messages every consumer group has read (unread ones stay)"
+    )
+    housekeeping_seconds: float = Field(default=600, ge=0, description="between housekeeping runs; 0: never")
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> ServiceSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from shared.events import CloudEvent
@@ -56,3 +57,17 @@ class Bus(Protocol):
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
 
     def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> Subscription: ...
+
+    async def redelivery_floor(
+        self,
+        *,
+        groups: Sequence[str] = (),
+        topics: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        dead_letter_topic: str,
+    ) -> datetime | None:
+        """No message the bus can still deliver to these readers (or re-drive) was first published before this.
+
+        None: the bus may keep messages for ever. An inbox must remember every event at least this old.
+        """
+        ...

@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
+    exists,
     func,
     insert,
     literal,
@@ -113,6 +116,76 @@ class EmbeddedBus:
     def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> EmbeddedSubscription:
         return EmbeddedSubscription(self, group=group, topics=tuple(topics), pattern=pattern)
 
+    async def prune(self, *, before: datetime, held_topics: Sequence[str] = (), batch: int = 5000) -> int:
+        """Delete messages appended before ``before`` that no consumer group still has to read; how many went.
+
+        A message stays while any group that has committed on its topic has not committed past it, however old
+        (a stopped service finds its backlog when it comes back). On a topic no group has committed on, age alone
+        decides, except on ``held_topics`` (the dead letters): those wait for their first reader. Deletes go in
+        position windows of ``batch``, one short transaction each, and stop at the first window whose next message
+        is not old enough (positions are appended in time order).
+        """
+        gone = 0
+        kept = messages.alias("kept")
+        later = exists().where(offsets.c.topic == messages.c.topic, offsets.c.position < messages.c.position)
+        read = exists().where(offsets.c.topic == messages.c.topic)
+        condition = and_(messages.c.appended_at < before, ~later)
+        if held_topics:
+            condition = and_(condition, or_(messages.c.topic.not_in(held_topics), read))
+        async with reading(self.engine) as conn:
+            low = (await conn.execute(select(func.min(messages.c.position)))).scalar()
+        while low is not None:
+            high = low + batch
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    delete(messages).where(messages.c.position >= low, messages.c.position < high, condition)
+                )
+                gone += result.rowcount or 0
+                following = (
+                    await conn.execute(
+                        select(kept.c.position, kept.c.appended_at)
+                        .where(kept.c.position >= high)
+                        .order_by(kept.c.position)
+                        .limit(1)
+                    )
+                ).first()
+            if following is None or following.appended_at >= before:
+                break
+            low = following.position
+            await asyncio.sleep(0)  # let the service's own work in between windows
+        return gone
+
+    async def redelivery_floor(
+        self,
+        *,
+        groups: Sequence[str] = (),
+        topics: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        dead_letter_topic: str,
+    ) -> datetime | None:
+        """The earliest time at which anything this bus can still deliver to ``groups`` was first published.
+
+        That is the oldest message still kept on the topics the groups read (every topic they have committed on,
+        which covers their ``patterns``, and ``topics``), and the original time of every dead letter still kept (a
+        re-drive publishes it again). Now, when the bus holds nothing for them.
+        """
+        found: list[datetime] = [utcnow()]
+        async with reading(self.engine) as conn:
+            read = await conn.execute(select(offsets.c.topic).where(offsets.c.group_id.in_(groups)).distinct())
+            for topic in {*read.scalars(), *topics} - {dead_letter_topic}:
+                oldest = await conn.execute(
+                    select(messages.c.appended_at)
+                    .where(messages.c.topic == topic)
+                    .order_by(messages.c.position)
+                    .limit(1)
+                )
+                found.extend(oldest.scalars())
+            letters = await conn.execute(
+                select(messages.c.payload, messages.c.appended_at).where(messages.c.topic == dead_letter_topic)
+            )
+            found.extend(_original_time(payload, appended_at) for payload, appended_at in letters)
+        return min(found)
+
     def watching(self, reader: EmbeddedSubscription) -> bool:
         """Register a reader with the commit watch (started on first use); False when there is no watch."""
         if self.watch is None:
@@ -154,6 +227,15 @@ class EmbeddedBus:
         self._seen = None  # the next good look starts afresh (and wakes everyone again)
         for reader in list(self._readers):
             reader.wake()
+
+
+def _original_time(letter: bytes, appended_at: datetime) -> datetime:
+    """When the event inside a dead letter was first made (its CloudEvents time), at latest the letter's own."""
+    try:
+        made = datetime.fromisoformat(json.loads(letter)["event"]["time"])
+    except (ValueError, KeyError, TypeError):
+        return appended_at  # not a letter this service wrote: its own time is all there is
+    return min(made if made.tzinfo is not None else made.replace(tzinfo=UTC), appended_at)
 
 
 def _pattern_prefix(pattern: str) -> str:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.kafka_security import KafkaSecurity
-from shared.events import CloudEvent, EnvelopeError
+from shared.events import CloudEvent, EnvelopeError, utcnow
 
 log = logging.getLogger("jiesu.kafka")
 
@@ -127,13 +130,20 @@ class KafkaBus:
             await self.ensure_topics(sorted(unknown))
             self._known_topics |= unknown
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create topics that do not exist yet (brokers may also auto-create them)."""
+    @contextlib.asynccontextmanager
+    async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers, client_id=self.client_id, **self.security.client_options()
         )
         try:
             await admin.start()
+            yield admin
+        finally:
+            await admin.close()
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create topics that do not exist yet (brokers may also auto-create them)."""
+        async with self._admin() as admin:
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
@@ -141,8 +151,58 @@ class KafkaBus:
                     await admin.create_topics(
                         [NewTopic(t, num_partitions=self.partitions, replication_factor=1) for t in missing]
                     )
-        finally:
-            await admin.close()
+
+    async def redelivery_floor(
+        self,
+        *,
+        groups: Sequence[str] = (),
+        topics: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        dead_letter_topic: str,
+    ) -> datetime | None:
+        """The earliest time at which anything the broker can still deliver on these topics was first published.
+
+        Kafka deletes by age: a message goes once its whole log segment is older than the topic's `retention.ms`,
+        so it can live `retention.ms` + `segment.ms`. A dead letter can be re-driven for as long as the dead-letter
+        topic keeps it, and its event may have waited that long on its own topic before, so the two lifetimes add
+        up. None when a topic keeps messages for ever (retention.ms -1 or compaction).
+        """
+        async with self._admin() as admin:
+            existing = set(await admin.list_topics())
+            read = sorted(t for t in existing if t in topics or any(re.search(p, t) for p in patterns))
+            lifetimes = await self._lifetimes(
+                admin, [*read, dead_letter_topic] if dead_letter_topic in existing else read
+            )
+        known: dict[str, timedelta] = {}
+        for topic, span in lifetimes.items():
+            if span is None:
+                return None
+            known[topic] = span
+        letters = known.pop(dead_letter_topic, timedelta(0))
+        longest = max(known.values(), default=timedelta(0))
+        return utcnow() - longest - letters
+
+    async def _lifetimes(self, admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, timedelta | None]:
+        """How long each topic can keep a message (None: for ever)."""
+        if not topics:
+            return {}
+        wanted = {"retention.ms": None, "segment.ms": None, "cleanup.policy": None}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, topic, dict(wanted)) for topic in topics]
+        found: dict[str, timedelta | None] = {}
+        for response in await admin.describe_configs(resources):
+            for error_code, error_message, _kind, topic, entries in response.resources:
+                if error_code:
+                    raise RuntimeError(
+                        f"cannot read the configuration of topic {topic} ({error_message or error_code}); "
+                        "the service's principal needs DESCRIBE_CONFIGS on it (jiesu kafka-acls apply grants it)"
+                    )
+                config = {entry[0]: entry[1] for entry in entries}
+                retention = int(config.get("retention.ms") or -1)
+                if retention < 0 or "compact" in (config.get("cleanup.policy") or ""):
+                    found[topic] = None
+                else:
+                    found[topic] = timedelta(milliseconds=retention + int(config.get("segment.ms") or 0))
+        return found
 
     def subscribe(self, *, group: str, topics: Sequence[str] = (), pattern: str | None = None) -> KafkaSubscription:
         return KafkaSubscription(self, group=group, topics=tuple(topics), pattern=pattern)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,8 +26,9 @@ from services.dispatch.settings import DispatchSettings
 from shared import topics
 from shared.bus.base import OutgoingMessage
 from shared.bus.factory import create_bus
+from shared.bus.kafka import KafkaBus
 from shared.bus.kafka_security import KafkaSecurity
-from shared.events import CloudEvent
+from shared.events import CloudEvent, utcnow
 from tests.e2e.procs import ROOT, free_port
 
 UNIT_A, UNIT_B = "DEPT-UM", "DEPT-HC"
@@ -202,3 +204,19 @@ def test_production_settings_refuse_a_placeholder_kafka_password() -> None:
             kafka_username="jiesu-dispatch",
             kafka_password="CHANGE-ME",
         )
+
+
+@pytest.mark.parametrize("service", ["intake", "dispatch", "evaluation"])
+async def test_a_service_may_read_how_long_its_topics_keep_messages(secure_kafka: SecureKafka, service: str) -> None:
+    """Housekeeping keeps the inbox as long as the broker could deliver an event again: it reads topic configs."""
+    bus = KafkaBus(
+        secure_kafka.bootstrap, client_id=f"jiesu-{service}", security=secure_kafka.login(f"jiesu-{service}")
+    )
+    reads = {
+        "intake": [topics.CASES],
+        "dispatch": [topics.REPORTS, topics.VERDICTS, topics.RESPONSES],
+        "evaluation": [topics.CASES, topics.REPORTS],
+    }[service]
+    floor = await bus.redelivery_floor(topics=reads, dead_letter_topic=topics.DEAD_LETTERS)
+    # deploy/kafka/server.properties: 7 days' retention and the default 7-day segments, on each side
+    assert floor is not None and floor < utcnow() - timedelta(days=27)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.registry import SERVICES
 from tests.helpers import eventually
 from tests.stack import Stack, embedded_stack
 
@@ -44,29 +46,77 @@ def outbox_rows(var: Path) -> dict[str, int]:
     return counts
 
 
+def rewind(var: Path) -> int:
+    """Every consumer group starts again from the first message the bus holds."""
+    with sqlite3.connect(var / "bus.db") as db:
+        return db.execute("delete from bus_offsets").rowcount
+
+
+async def replayed(var: Path, ids: list[str], **settings: Any) -> dict[str, Any]:
+    """Start the services on a rewound bus, wait until every group has read everything again, snapshot them."""
+    async with embedded_stack(var, timers=False, **settings) as stack:
+
+        def caught_up() -> bool:
+            with sqlite3.connect(var / "bus.db") as db:
+                last = dict(db.execute("select topic, max(position) from bus_messages group by topic"))
+                done = db.execute("select topic, min(position) from bus_offsets group by topic").fetchall()
+            return bool(done) and all(last.get(topic) == position for topic, position in done)
+
+        async def read_again() -> bool:
+            return await asyncio.to_thread(caught_up)
+
+        await eventually(read_again, timeout=60, what="every group to re-read its topics")
+        return await snapshot(stack, ids)
+
+
 async def test_replaying_every_topic_from_the_start_changes_nothing(tmp_path: Path) -> None:
     async with embedded_stack(tmp_path, timers=False) as stack:
         ids = await journey(stack)
         before = await snapshot(stack, ids)
     emitted = await asyncio.to_thread(outbox_rows, tmp_path)
 
-    def rewind() -> int:
-        with sqlite3.connect(tmp_path / "bus.db") as db:
-            return db.execute("delete from bus_offsets").rowcount
-
-    assert await asyncio.to_thread(rewind) >= 4  # every consumer group starts again from the first message
-    async with embedded_stack(tmp_path, timers=False) as stack:
-
-        def caught_up() -> bool:
-            with sqlite3.connect(tmp_path / "bus.db") as db:
-                last = dict(db.execute("select topic, max(position) from bus_messages group by topic"))
-                done = db.execute("select topic, min(position) from bus_offsets group by topic").fetchall()
-            return bool(done) and all(last.get(topic) == position for topic, position in done)
-
-        async def replayed() -> bool:
-            return await asyncio.to_thread(caught_up)
-
-        await eventually(replayed, timeout=60, what="every group to re-read its topics")
-        after = await snapshot(stack, ids)
-    assert after == before
+    assert await asyncio.to_thread(rewind, tmp_path) >= 4
+    assert await replayed(tmp_path, ids) == before
     assert await asyncio.to_thread(outbox_rows, tmp_path) == emitted  # and nothing new was published
+
+
+def age(var: Path, by: timedelta) -> None:
+    """Move every outbox, inbox and bus time ``by`` into the past, as if the journey had happened that long ago."""
+    columns = {"outbox": ["created_at", "published_at"], "inbox": ["processed_at"], "bus_messages": ["appended_at"]}
+    for name in (*SERVICES, "bus"):
+        with sqlite3.connect(var / f"{name}.db") as db:
+            for table, times in columns.items():
+                if not db.execute("select 1 from sqlite_master where name = ?", (table,)).fetchone():
+                    continue
+                for column in times:
+                    rows = db.execute(f"select rowid, {column} from {table} where {column} is not null").fetchall()
+                    moved = [(str(datetime.fromisoformat(value) - by), rowid) for rowid, value in rows]
+                    db.executemany(f"update {table} set {column} = ? where rowid = ?", moved)
+
+
+async def test_after_housekeeping_a_replay_still_changes_nothing(tmp_path: Path) -> None:
+    keep_bus = {"keep_bus_days": 0}  # the bus keeps every message, so every inbox row must stay too
+    async with embedded_stack(tmp_path, timers=False, **keep_bus) as stack:
+        ids = await journey(stack)
+        before = await snapshot(stack, ids)
+    await asyncio.to_thread(age, tmp_path, timedelta(days=40))
+
+    async with embedded_stack(tmp_path, timers=False, **keep_bus) as stack:
+        pruned = {name: await app.state.runtime.housekeeping.run_once() for name, app in stack.apps.items()}
+        assert await snapshot(stack, ids) == before
+    assert all(p.outbox > 0 for p in pruned.values()), pruned  # published 40 days ago: gone
+    assert all(p.inbox == 0 for p in pruned.values()), pruned  # the bus still holds their events
+    assert await asyncio.to_thread(outbox_rows, tmp_path) == dict.fromkeys(SERVICES, 0)
+    assert await asyncio.to_thread(rewind, tmp_path) >= 4
+    assert await replayed(tmp_path, ids, **keep_bus) == before
+    assert await asyncio.to_thread(outbox_rows, tmp_path) == dict.fromkeys(SERVICES, 0)  # nothing published again
+
+    async with embedded_stack(tmp_path, timers=False) as stack:  # now the bus lets read messages go after 7 days
+        runtimes = [app.state.runtime for app in stack.apps.values()]
+        first = [await runtime.housekeeping.run_once() for runtime in runtimes]
+        second = [await runtime.housekeeping.run_once() for runtime in runtimes]
+        assert await snapshot(stack, ids) == before
+    assert sum(p.bus for p in first) > 0  # every group has read them: the first service's run deleted them all
+    assert sum(p.inbox for p in second) > 0  # and with nothing left to deliver again, the inbox lets go too
+    with sqlite3.connect(tmp_path / "bus.db") as db:
+        assert db.execute("select count(*) from bus_messages").fetchone() == (0,)

@@ -43,7 +43,10 @@ def test_each_service_may_read_every_topic_and_group_it_consumes(service: str) -
         assert _allows(plan, user, "group", spec.group, "read"), spec.group
         for topic in spec.topics:
             assert _allows(plan, user, "topic", topic, "read"), topic
-    assert _allows(plan, user, "topic", topics.named(NAMESPACE, topics.DEAD_LETTERS), "write")
+            assert _allows(plan, user, "topic", topic, "describe_configs"), topic  # how long it keeps messages
+    dead_letters = topics.named(NAMESPACE, topics.DEAD_LETTERS)
+    assert _allows(plan, user, "topic", dead_letters, "write")
+    assert _allows(plan, user, "topic", dead_letters, "describe_configs")
 
 
 def test_only_dispatch_writes_unit_topics_and_each_unit_reads_only_its_own() -> None:

@@ -11,7 +11,7 @@ from shared import topics
 
 Resource = Literal["topic", "group", "cluster"]
 Pattern = Literal["literal", "prefixed"]
-Operation = Literal["read", "write", "create", "describe"]
+Operation = Literal["read", "write", "create", "describe", "describe_configs"]
 
 SERVICES = ("intake", "dispatch", "evaluation")
 _UNIT_CODE = re.compile(r"[A-Za-z0-9_-]+")
@@ -30,7 +30,7 @@ class Grant:
     def describe(self) -> str:
         """One line for a person: ``User:jiesu-dispatch  WRITE  topic jiesu.dispatch.unit.* ``."""
         shown = f"{self.name}*" if self.pattern == "prefixed" else self.name
-        return f"User:{self.user:<28} {self.operation.upper():<9} {self.resource:<6} {shown}"
+        return f"User:{self.user:<28} {self.operation.upper():<16} {self.resource:<6} {shown}"
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,11 @@ def _service(namespace: str, service: str, *, writes: Iterable[str], reads: Iter
     for topic in writes:
         # CREATE: the bus creates a topic before its first message when it does not exist yet.
         grants += _topic(user, topics.named(namespace, topic), "write", "describe", "create")
+    # DESCRIBE_CONFIGS: housekeeping reads how long the topics it reads (and the dead letters, which a re-drive
+    # publishes again) keep messages, to keep the inbox at least that long (shared/retention.py).
     for topic in reads:
-        grants += _topic(user, topics.named(namespace, topic), "read", "describe")
+        grants += _topic(user, topics.named(namespace, topic), "read", "describe", "describe_configs")
+    grants += _topic(user, topics.named(namespace, topics.DEAD_LETTERS), "describe_configs")
     # Every consumer group of a service is named jiesu-<service>-<purpose> (services/*/consumers.py).
     grants.append(Grant(user, "group", f"{namespace}jiesu-{service}-", "prefixed", "read"))
     return Principal(user, f"the {service} service (API, consumers and outbox relay)", tuple(grants))

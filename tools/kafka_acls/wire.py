@@ -26,7 +26,7 @@ from tools.kafka_acls.plan import Grant
 # Codes from the Kafka protocol (org.apache.kafka.common.acl / resource).
 RESOURCE_TYPE = {"topic": 2, "group": 3, "cluster": 4}
 PATTERN_TYPE = {"literal": 3, "prefixed": 4}
-OPERATION = {"read": 3, "write": 4, "create": 5, "describe": 8}
+OPERATION = {"read": 3, "write": 4, "create": 5, "describe": 8, "describe_configs": 10}
 ALLOW = 3
 SCRAM_SHA_512 = 2
 SCRAM_ITERATIONS = 8192  # the broker refuses fewer than 4096
