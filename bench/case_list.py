@@ -3,11 +3,13 @@
     uv run python -m bench.case_list                                   # 300,000 cases in SQLite
     uv run python -m bench.case_list --cases 300000 --database "$(scripts/postgres.sh url)"
     uv run python -m bench.case_list --without-received-index            # the same with the listing index dropped
+    uv run python -m bench.case_list --without-statistics                # SQLite without the planner's statistics
 
 Fills a fresh dispatch database with synthetic cases (received over 180 days, a fifth of them open, 50 units,
-20 streets, 40 kinds), then times `service.list_cases` for the filters a dashboard and a unit's app use: the first
-page (50) and a page further on, median of five, wall time in-process. The count of matching cases is part of
-every page (the route returns it), so it is part of the time.
+20 streets, 40 kinds), gathers SQLite's planner statistics as a running service's housekeeping does (unless
+``--without-statistics``; PostgreSQL's come from VACUUM ANALYZE), then times `service.list_cases` for the filters
+a dashboard and a unit's app use: the first page (50) and a page further on, median of five, wall time in-process.
+The count of matching cases is part of every page (the route returns it), so it is part of the time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from services.dispatch.models import Case, CaseTask
 from shared.auth import Principal
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
+from shared.retention import refresh_statistics
 
 CLOSED = ("closed", "completed", "merged")
 CHUNK = 5_000
@@ -111,9 +114,11 @@ async def fill(url: str, count: int) -> None:
         await engine.dispose()
 
 
-async def measure(url: str, *, drop_received: bool) -> dict[str, Any]:
+async def measure(url: str, *, drop_received: bool, planner_statistics: bool = True) -> dict[str, Any]:
     """Median wall time of a page for each filter."""
     engine = create_engine(url)
+    if planner_statistics:
+        await refresh_statistics(engine)
     unit = Principal(credential_id="bench", role="unit", units=("U07",))
     cases: dict[str, dict[str, Any]] = {
         "everything": {},
@@ -171,11 +176,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"storing {args.cases:,} cases")
             await fill(url, args.cases)
             say("timing pages of 50" + (" without ix_cases_received" if args.without_received_index else ""))
-            pages = await measure(url, drop_received=args.without_received_index)
+            pages = await measure(
+                url, drop_received=args.without_received_index, planner_statistics=not args.without_statistics
+            )
         finally:
             if args.database:
                 await drop_databases(args.database, [url])
-    return {"cases": args.cases, "database": make_url(url).get_backend_name(), "pages": pages}
+    return {
+        "cases": args.cases,
+        "database": make_url(url).get_backend_name(),
+        "statistics": not args.without_statistics,
+        "pages": pages,
+    }
 
 
 def main() -> None:
@@ -184,6 +196,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=300_000, help="cases stored before timing")
     parser.add_argument("--database", help="PostgreSQL server URL to make a database on (default: SQLite)")
     parser.add_argument("--without-received-index", action="store_true", help="drop ix_cases_received before timing")
+    parser.add_argument("--without-statistics", action="store_true", help="SQLite: time without planner statistics")
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=1, ensure_ascii=False))
 
 

@@ -6,6 +6,10 @@
   its first offset, or re-driving an old dead letter, still finds its duplicates.
 - On the embedded bus, messages older than ``keep_bus_days`` that every consumer group has read
   (``EmbeddedBus.prune``); Kafka deletes by its own topic retention.
+
+On SQLite it also keeps the query planner's table statistics current (``refresh_statistics``): PostgreSQL's
+autovacuum does that by itself, SQLite never does, and without them its planner can pick an index that makes a
+list sort tens of thousands of rows.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Pruned:
     outbox: int = 0
     inbox: int = 0
     bus: int = 0
+    analyzed: list[str] = field(default_factory=list)  # SQLite tables whose statistics were gathered again
     skipped: bool = False  # another instance held the housekeeping lock
 
 
@@ -95,6 +100,50 @@ async def prune_inbox(engine: AsyncEngine, tables: MessagingTables, *, before: d
         if len(keys) < batch:
             return gone
         await asyncio.sleep(0)
+
+
+# A SQLite table's statistics are gathered again once its size is this many times (or this fraction of) what they
+# were gathered at; tables smaller than STATISTICS_MIN_ROWS are left alone (any plan is fast on them).
+STATISTICS_GROWTH = 2.0
+STATISTICS_MIN_ROWS = 1000
+
+
+async def refresh_statistics(engine: AsyncEngine) -> list[str]:
+    """On SQLite, ANALYZE each table whose size moved by ``STATISTICS_GROWTH`` since its last ANALYZE (or that
+    never had one); the tables analyzed. Nothing on PostgreSQL, whose autovacuum analyzes by itself.
+
+    A table's size is read as the span of its rowids (two index lookups, never a count of its rows).
+    """
+    if engine.dialect.name != "sqlite":
+        return []
+    async with engine.connect() as conn:
+        tables = (
+            (
+                await conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                    "AND sql NOT LIKE '%WITHOUT ROWID%'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        known: dict[str, int] = {}
+        if (await conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first():
+            for row in await conn.exec_driver_sql("SELECT tbl, stat FROM sqlite_stat1"):
+                known[row.tbl] = max(known.get(row.tbl, 0), int(str(row.stat).split()[0]))
+        stale = []
+        for table in tables:
+            span = (await conn.exec_driver_sql(f'SELECT max(rowid) - min(rowid) + 1 FROM "{table}"')).scalar() or 0
+            before = known.get(table)
+            if span < STATISTICS_MIN_ROWS and before is None:
+                continue
+            if before is None or not before / STATISTICS_GROWTH <= span <= before * STATISTICS_GROWTH:
+                stale.append(table)
+    for table in stale:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(f'ANALYZE "{table}"')
+        await asyncio.sleep(0)
+    return stale
 
 
 @dataclass
@@ -153,16 +202,18 @@ class Housekeeping:
                 pruned.bus = await self.bus.prune(
                     before=now - self.keep_bus, held_topics=[self.dead_letter_topic], batch=self.batch
                 )
+            pruned.analyzed = await refresh_statistics(self.engine)
         self.runs += 1
         for table, count in (("outbox", pruned.outbox), ("inbox", pruned.inbox), ("bus", pruned.bus)):
             self.deleted[table] += count
-        if pruned.outbox or pruned.inbox or pruned.bus:
+        if pruned.outbox or pruned.inbox or pruned.bus or pruned.analyzed:
             log.info(
-                "%s housekeeping deleted %d published outbox rows, %d inbox rows, %d bus messages in %.1f s",
+                "%s housekeeping deleted %d published outbox rows, %d inbox rows, %d bus messages%s in %.1f s",
                 self.name,
                 pruned.outbox,
                 pruned.inbox,
                 pruned.bus,
+                f", gathered statistics of {', '.join(pruned.analyzed)}" if pruned.analyzed else "",
                 time.monotonic() - started,
             )
         return pruned

@@ -12,12 +12,14 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.case_list import case_row
-from services.dispatch import api_scope
+from services.dispatch import api_scope, service
 from services.dispatch.app import MIGRATIONS
+from services.dispatch.duplicates import OPEN
 from services.dispatch.models import Case, CaseTask
 from shared.auth import Principal
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
+from shared.retention import refresh_statistics
 from tests.helpers import migrated_engine, sqlite_plans
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -98,3 +100,55 @@ async def test_on_sqlite_pages_read_from_indexes_not_a_sort_of_every_case(tmp_pa
     for plan in plans[2:]:  # the unit's count and page: both sides of its OR are index lookups
         assert any("ix_cases_primary_unit" in step for step in plan), plan
         assert not [s for s in plan if s == "SCAN cases"], plan
+
+
+async def test_with_table_statistics_sqlite_pages_open_cases_from_the_time_index(tmp_path: Path) -> None:
+    """Without statistics SQLite reads open cases through the status index and sorts them all (~110 ms at 300,000
+    cases); housekeeping gathers statistics, and then it walks the time index and stops after a page."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dispatch.db'}"
+    await upgrade_async(script_location=MIGRATIONS, database_url=url)
+    engine = create_engine(url)
+    statuses = ["dispatched", "closed", "closed", "closed", "completed"]  # a fifth open, as in a city
+
+    async def add(start: int, count: int) -> None:
+        rows = [
+            case_row(
+                f"c-{n}",
+                number=f"N-{n}",
+                unit=f"U{n % 50}",
+                street=f"S{n % 20}",
+                kind=None,
+                status=statuses[n % 5],
+                received_at=T0 + timedelta(seconds=n),
+            )
+            for n in range(start, start + count)
+        ]
+        async with engine.begin() as connection:
+            await connection.execute(insert(Case.__table__), rows)  # type: ignore[arg-type]
+
+    async def open_page() -> list[str]:
+        async with session_factory(engine)() as session, session.begin():
+            cases, total = await service.list_cases(
+                session, status=list(OPEN), unit=None, kind=None, street=None, source=None, limit=50, offset=0
+            )
+        assert total == 1000
+        return [c.id for c in cases]
+
+    try:
+        await add(0, 5000)
+        newest_open = [f"c-{n}" for n in range(4995, 4995 - 250, -5)]
+        assert await open_page() == newest_open
+        sorted_before = (await sqlite_plans(engine, "cases", open_page))[1]
+        assert "USE TEMP B-TREE FOR ORDER BY" in sorted_before, sorted_before
+
+        assert "cases" in await refresh_statistics(engine)
+        walked = (await sqlite_plans(engine, "cases", open_page))[1]
+        assert any("USING INDEX ix_cases_received" in step for step in walked), walked
+        assert "USE TEMP B-TREE FOR ORDER BY" not in walked, walked
+        assert await open_page() == newest_open  # the same page, read another way
+
+        assert "cases" not in await refresh_statistics(engine)  # unchanged: not gathered again
+        await add(5000, 6000)
+        assert "cases" in await refresh_statistics(engine)  # more than twice the size: gathered again
+    finally:
+        await engine.dispose()
