@@ -18,7 +18,6 @@ import io
 import json
 import os
 import pstats
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from typing import Any
 import httpx
 
 from bench.corpus import Corpus
-from bench.intake_ceiling import _command, _intake_env, batch_bodies, post_all
-from bench.loadgen import HEADERS, PYTHON, create_key, free_port, ready, say, start
+from bench.intake_ceiling import batch_bodies, post_all, started
+from bench.loadgen import HEADERS, say
 from bench.procstat import Watched
 
 
@@ -36,20 +35,7 @@ async def measure(
     *, var: Path, bodies: list[bytes], warm: list[bytes], workers: int, prefill: list[bytes]
 ) -> dict[str, Any]:
     """Reports/s and server CPU per report of an intake server started for the purpose."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = _intake_env(var)
-    for service in ("intake", "auth"):
-        subprocess.run(
-            [PYTHON, "-m", "services.cli", "--log-level", "warning", "migrate", service],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-    create_key(env)
-    proc = start(_command("intake", port), log=var / "intake.log", env=env)
-    try:
-        await ready(url)
+    async with started("intake", var) as (url, proc):
         await post_all(url, warm, workers=workers)  # warm-up: imports, caches, first connections
         if prefill:
             # A city's intake holds months of reports: what a batch costs must not grow with them.
@@ -71,9 +57,6 @@ async def measure(
             "server_cpu_us_per_report": round(cpu * 1e6 / accepted, 1),
             "server_cpu_share": round(cpu / elapsed, 2),
         }
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 async def profile(batches: int, *, size: int, var: Path, corpus: Corpus, top: int) -> dict[str, Any]:

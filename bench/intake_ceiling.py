@@ -22,6 +22,8 @@ import pstats
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,30 +117,35 @@ def _command(server: str, port: int) -> list[str]:
     ]
 
 
+@asynccontextmanager
+async def started(server: str, var: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A server of its own, ready for requests: its URL and process ("intake": migrated, with the bench's key)."""
+    env = _intake_env(var) if server == "intake" else dict(SERVICE_ENV)
+    if server == "intake":
+        for service in ("intake", "auth"):
+            subprocess.run(
+                [PYTHON, "-m", "services.cli", "--log-level", "warning", "migrate", service],
+                env={**os.environ, **env},
+                check=True,
+                capture_output=True,
+            )
+        create_key(env)
+    port = free_port()
+    proc = start(_command(server, port), log=var / f"{server}.log", env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await ready(url)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 async def measure(
     server: str, *, var: Path, seconds: float, bodies: list[bytes], corpus: Corpus, prefill: list[bytes]
 ) -> dict[str, Any]:
     """Closed-loop rate and server CPU per request of one server started for the purpose."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = _intake_env(var) if server == "intake" else dict(SERVICE_ENV)
-    if server == "intake":
-        subprocess.run(
-            [PYTHON, "-m", "services.cli", "--log-level", "warning", "migrate", "intake"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [PYTHON, "-m", "services.cli", "--log-level", "warning", "migrate", "auth"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        create_key(env)
-    proc = start(_command(server, port), log=var / f"{server}.log", env=env)
-    try:
-        await ready(url)
+    async with started(server, var) as (url, proc):
         await closed_loop(url, corpus, seconds=2, workers=8)  # warm-up: imports, caches, first connections
         if server == "intake" and prefill:
             say(f"  storing {len(prefill)} batches first (not measured)")
@@ -160,9 +167,6 @@ async def measure(
             "server_cpu_share": round(cpu / elapsed, 2),
             "server_idle_cpu_share": round(idle, 3),
         }
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 async def profile(count: int, *, var: Path, corpus: Corpus, top: int) -> dict[str, Any]:

@@ -3,63 +3,32 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, Text, cast, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.dispatch import service
-from services.dispatch.app import MIGRATIONS
-from services.dispatch.consumers import consumer_specs
-from services.dispatch.context import DispatchContext
 from services.dispatch.models import Case, CaseEntry, CaseTask, Timer, messaging
-from services.dispatch.settings import DispatchSettings
 from services.dispatch.trail import clean_detail
 from shared import topics
-from shared.bus.base import Delivery
-from shared.consumer import handle_chunk
-from shared.db import create_engine, session_factory
-from shared.events import CloudEvent
-from shared.guide import SEED_GUIDE
-from shared.migrate import upgrade_async
-
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-NOISE = "工地半夜还在施工，噪音吵得睡不着"  # K0501, DEPT-EE with DEPT-HC co-handling (协办)
-LIGHT = "小区门口的路灯坏了好几天了晚上一片漆黑"  # K0101
-GARBAGE = "小区垃圾桶三天没人清理了，臭气熏天"  # K0202, the street handles it
-GAS = "楼道里有很浓的煤气味，怕是燃气泄漏了"  # transferred to 119
-COURT = "我和开发商的房屋纠纷法院已立案，希望你们催一下"  # refused: already in court
-VAGUE = "你好我想问一下"  # too vague for the classifier: triage
-Session = tuple[DispatchContext, async_sessionmaker[AsyncSession]]
-_numbers = count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def databases(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
-) -> AsyncIterator[Callable[[], Awaitable[Session]]]:
-    """Fresh migrated dispatch databases of the dialect, as many as the test asks for."""
-    engines: list[AsyncEngine] = []
-
-    async def make() -> Session:
-        if request.param == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / f'dispatch{len(engines)}.db'}"
-        else:
-            url = await pg_databases()
-        await upgrade_async(script_location=MIGRATIONS, database_url=url)
-        engine = create_engine(url)
-        engines.append(engine)
-        return DispatchContext.load(DispatchSettings(database_url=url, guide_path=SEED_GUIDE)), session_factory(engine)
-
-    yield make
-    for engine in engines:
-        await engine.dispose()
+from tests.services.dispatch.chunking import (
+    COURT,
+    GARBAGE,
+    GAS,
+    LIGHT,
+    NOISE,
+    NOW,
+    VAGUE,
+    Databases,
+    in_chunks,
+    one_at_a_time,
+    report,
+)
 
 
 @pytest.fixture
@@ -76,33 +45,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
 
     monkeypatch.setattr(service, "utcnow", now)
     yield restart
-
-
-def report(content: str, *, at: datetime, **extra: Any) -> CloudEvent:
-    data = {
-        "id": str(uuid.uuid4()),
-        "case_number": f"JS20261126{next(_numbers):07d}",
-        "source": "hotline",
-        "content": content,
-        "received_at": at.isoformat(),
-    } | extra
-    return CloudEvent(type=topics.REPORT_RECEIVED, source="/jiesu/intake", subject=data["id"], data=data)
-
-
-async def in_chunks(events: list[CloudEvent], ctx: DispatchContext, sessions: async_sessionmaker[AsyncSession]) -> None:
-    [judge, _, _] = consumer_specs("", ctx)
-    delivered = [
-        Delivery(topic=topics.REPORTS, partition=0, offset=i, key=e.subject, event=e) for i, e in enumerate(events)
-    ]
-    assert await handle_chunk(delivered, spec=judge, sessions=sessions, tables=messaging) == len(events)
-
-
-async def one_at_a_time(
-    events: list[CloudEvent], ctx: DispatchContext, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    for event in events:
-        async with sessions() as session, session.begin():
-            assert await service.judge_report(session, ctx, event.data) is not None
 
 
 async def rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
@@ -145,7 +87,7 @@ async def rows(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
 
 
 async def test_a_chunk_writes_the_rows_one_report_at_a_time_writes(
-    databases: Callable[[], Awaitable[Session]], clock: Callable[[], None]
+    databases: Databases, clock: Callable[[], None]
 ) -> None:
     stored = [
         report(NOISE, at=NOW - timedelta(hours=2), address="西河大街8号", reporter={"phone": "13800000001"}),
