@@ -15,7 +15,7 @@ from shared.auth import AuthRuntime, AuthSettings
 from shared.bus.base import Bus
 from shared.consumer import ConsumerSpec
 from shared.health import health_router
-from shared.migrate import upgrade_async
+from shared.migrate import SchemaCheck, upgrade_async
 from shared.observability import install_metrics
 from shared.outbox import MessagingTables
 from shared.problems import BodySizeLimit, document_problems, install_problem_handlers
@@ -71,6 +71,10 @@ def build_app(
             background=background,
         )
         await runtime.start()
+        runtime.schema_checks = [
+            SchemaCheck(runtime.engine, migrations, command=f"jiesu migrate {name}"),
+            SchemaCheck(app.state.auth.engine, AUTH_MIGRATIONS, command="jiesu migrate auth"),
+        ]
         app.state.runtime = runtime
         if on_start is not None:
             on_start(app, runtime)

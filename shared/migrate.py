@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import create_engine, reading
 
 
 def alembic_config(*, script_location: Path, database_url: str) -> Config:
@@ -29,6 +33,47 @@ def upgrade(*, script_location: Path, database_url: str, revision: str = "head")
 async def upgrade_async(*, script_location: Path, database_url: str) -> None:
     """Apply migrations to head without blocking the event loop."""
     await asyncio.to_thread(upgrade, script_location=script_location, database_url=database_url)
+
+
+@functools.cache
+def revisions(script_location: Path) -> tuple[str, frozenset[str]]:
+    """The newest revision of a migrations folder and every revision it holds."""
+    script = ScriptDirectory.from_config(alembic_config(script_location=script_location, database_url="sqlite://"))
+    head = script.get_current_head()
+    assert head is not None, f"{script_location} has no migrations"
+    return head, frozenset(revision.revision for revision in script.walk_revisions())
+
+
+class SchemaCheck:
+    """Whether a database holds the schema this release needs; once it does, that is remembered.
+
+    A database at a revision this release does not know was migrated by a newer release: it counts as ready, so
+    pods of the release before keep serving while a rolling update replaces them (migrations add; they do not take
+    away what the release before still reads).
+    """
+
+    def __init__(self, engine: AsyncEngine, script_location: Path, *, command: str) -> None:
+        self.engine = engine
+        self.script_location = script_location
+        self.command = command
+        self._ready = False
+
+    async def problem(self) -> str | None:
+        """None when the schema will do; else what is wrong and what to run."""
+        if self._ready:
+            return None
+        head, known = revisions(self.script_location)
+        try:
+            async with reading(self.engine) as conn:
+                current = set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+        except DBAPIError:
+            current = set()  # no alembic_version table: never migrated
+        if not current:
+            return f"not migrated: run `{self.command}`"
+        if head in current or not current <= known:
+            self._ready = True
+            return None
+        return f"at migration {', '.join(sorted(current))}, this release needs {head}: run `{self.command}`"
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -16,6 +16,7 @@ from shared.bus.base import Bus
 from shared.bus.factory import create_bus
 from shared.consumer import ConsumerSpec, run_consumer
 from shared.db import create_engine, reading, session_factory
+from shared.migrate import SchemaCheck
 from shared.outbox import MessagingTables
 from shared.relay import OutboxRelay
 from shared.retention import Housekeeping, Reader, days
@@ -37,6 +38,7 @@ class ServiceRuntime:
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
+    schema_checks: list[SchemaCheck] = field(default_factory=list, init=False)  # set by the app: its databases
     housekeeping: Housekeeping | None = field(default=None, init=False)
     stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
