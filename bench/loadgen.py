@@ -43,6 +43,9 @@ from shared.bus.base import Bus, Subscription
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.db import create_engine
+from shared.guide import CITY_GUIDE, load_guide
+from shared.jurisdiction import load_jurisdiction
+from tools.kafka_acls.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -287,6 +290,12 @@ async def simulate(
         return None
 
 
+def deployment_topics(namespace: str) -> list[str]:
+    """The topics of a deployment with the city guide's and the sample jurisdiction's units."""
+    units = load_guide(CITY_GUIDE, extra_units=load_jurisdiction().units).units
+    return list(build_plan([unit.code for unit in units], namespace=namespace).topics)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -343,11 +352,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         databases = {name: f"sqlite+aiosqlite:///{var / f'{name}.db'}" for name in ("intake", "dispatch", "evaluation")}
     else:
         namespace = f"bench{uuid.uuid4().hex[:6]}."
-        admin_url = subprocess.run(
-            ["bash", "scripts/postgres.sh", "url"], cwd=ROOT, check=True, capture_output=True, text=True
-        ).stdout.strip()
         kafka = subprocess.run(
             ["bash", "scripts/kafka.sh", "bootstrap"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        bus = KafkaBus(kafka, client_id="bench-observer")
+        # Every topic exists before the first report, as `jiesu kafka-acls apply` makes them in a deployment: the
+        # observer's pattern subscription then has each unit's topic from its first look, instead of finding one
+        # created mid-run at its next metadata refresh (up to 5 s, and a rebalance) and adding that to the latency.
+        await bus.ensure_topics(deployment_topics(namespace))
+        admin_url = subprocess.run(
+            ["bash", "scripts/postgres.sh", "url"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()
         admin = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
         credentials = f"jiesu_bench_{namespace[5:-1]}_auth"
@@ -384,7 +398,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 env=env,
             )
         await admin.close()
-        bus = KafkaBus(kafka, client_id="bench-observer")
     try:
         for url in (urls["intake"], urls["dispatch"], urls["evaluation"], urls["bare"]):
             await ready(url)
