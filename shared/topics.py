@@ -33,6 +33,18 @@ def named(namespace: str, topic: str) -> str:
 
 
 DEAD_LETTERS = "jiesu.dead-letters"  # events a consumer could not apply, with the error; re-driven by `jiesu redrive`
+# Dead letters wait for a fix and a re-drive, which may take longer than a broker keeps ordinary messages (a week
+# by default): a dead-letter topic is created keeping them this long.
+DEAD_LETTER_RETENTION_DAYS = 30
+
+
+def creation_configs(topic: str) -> dict[str, str]:
+    """The topic configs jiesu creates a topic with (namespaced or not); the broker's defaults for the rest."""
+    if topic.endswith(DEAD_LETTERS):
+        return {"retention.ms": str(DEAD_LETTER_RETENTION_DAYS * 86_400_000)}
+    return {}
+
+
 RESPONSES = "jiesu.dispatch.responses"  # department apps may send their actions here instead of over REST
 
 CASE_EXTENSION_REQUESTED = "jiesu.dispatch.case.extension_requested.v1"

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared import topics as topics_module
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.kafka_security import KafkaSecurity
 from shared.events import CloudEvent, EnvelopeError, utcnow
@@ -149,7 +150,15 @@ class KafkaBus:
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t, num_partitions=self.partitions, replication_factor=1) for t in missing]
+                        [
+                            NewTopic(
+                                t,
+                                num_partitions=self.partitions,
+                                replication_factor=1,
+                                topic_configs=topics_module.creation_configs(t),
+                            )
+                            for t in missing
+                        ]
                     )
 
     async def redelivery_floor(

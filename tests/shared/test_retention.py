@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.intake.models import messaging
 from services.intake.settings import IntakeSettings
 from services.registry import SERVICES
+from shared import topics
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.embedded import EmbeddedBus, messages
 from shared.bus.kafka import KafkaBus
@@ -322,3 +323,21 @@ async def test_without_the_bus_floor_the_inbox_stays_and_the_rest_goes_on(
     assert (pruned.outbox, pruned.inbox) == (2, 0)
     assert await count(engine, messaging.inbox) == 1
     assert "intake keeps its inbox this time" in caplog.text and "Topic authorization failed" in caplog.text
+
+
+async def test_dead_letters_are_kept_a_month_on_kafka_and_the_inbox_counts_with_it(kafka_bootstrap: str) -> None:
+    """The broker keeps ordinary messages a week; a dead letter waits for a fix, so its topic keeps them 30 days."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    bus = KafkaBus(kafka_bootstrap, client_id="retention-test")
+    dead_letters, reports = f"{prefix}{topics.DEAD_LETTERS}", f"{prefix}{topics.REPORTS}"
+    await bus.ensure_topics([dead_letters, reports])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        lifetimes = await bus._lifetimes(admin, [dead_letters, reports])
+    finally:
+        await admin.close()
+    week = timedelta(days=7)  # the broker's retention and its default segment age
+    assert lifetimes == {dead_letters: timedelta(days=30) + week, reports: week + week}
+    floor = await bus.redelivery_floor(topics=[reports], dead_letter_topic=dead_letters)
+    assert floor is not None and abs(floor - (utcnow() - timedelta(days=51))) < timedelta(minutes=1)

@@ -13,6 +13,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.admin import DescribeAclsRequest
 
+from shared import topics
 from shared.bus.kafka_security import KafkaSecurity
 from tools.kafka_acls.plan import Grant, Plan
 from tools.kafka_acls.wire import ALLOW, OPERATION, PATTERN_TYPE, RESOURCE_TYPE, CreateAcls, UpsertScramCredentials
@@ -59,7 +60,15 @@ async def apply_plan(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin_client.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+                    [
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=replication_factor,
+                            topic_configs=topics.creation_configs(t),
+                        )
+                        for t in missing
+                    ]
                 )
         await client.bootstrap()
         node = client.get_random_node()
