@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,12 +41,27 @@ def say(message: str) -> None:
     print(f"jiesu: {message}", file=sys.stderr, flush=True)
 
 
+def settle_heap() -> None:
+    """Once a process has started: free what start-up left behind, then set everything still alive aside.
+
+    What a service builds at start (modules, the guide, the classifier, caches) lives as long as the process, yet
+    every full collection of Python's cyclic garbage collector walked all of it again: a third of the CPU of a
+    batch of reports. Frozen objects are never walked again (reference counting still frees them).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the command, so several can share one process."""
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)  # the app's lifespan has started everything by now
+        settle_heap()
 
 
 def _embedded_overrides(var: Path) -> dict[str, dict[str, Any]]:
@@ -236,6 +253,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
             poll_seconds=settings.relay_poll_seconds,
         )
         say(f"relay for {spec.name}: outbox -> {settings.bus}")
+        settle_heap()
         try:
             await relay.run(stop)
         finally:
