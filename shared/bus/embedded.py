@@ -126,7 +126,6 @@ class EmbeddedBus:
         is not old enough (positions are appended in time order).
         """
         gone = 0
-        kept = messages.alias("kept")
         later = exists().where(offsets.c.topic == messages.c.topic, offsets.c.position < messages.c.position)
         read = exists().where(offsets.c.topic == messages.c.topic)
         condition = and_(messages.c.appended_at < before, ~later)
@@ -143,9 +142,9 @@ class EmbeddedBus:
                 gone += result.rowcount or 0
                 following = (
                     await conn.execute(
-                        select(kept.c.position, kept.c.appended_at)
-                        .where(kept.c.position >= high)
-                        .order_by(kept.c.position)
+                        select(messages.c.position, messages.c.appended_at)
+                        .where(messages.c.position >= high)
+                        .order_by(messages.c.position)
                         .limit(1)
                     )
                 ).first()
