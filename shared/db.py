@@ -23,6 +23,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
+from shared import jsontext
+
 # An auto-incrementing 64-bit key; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -45,6 +47,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        # On SQLite the value becomes text in one step instead of three (this type's conversion, SQLAlchemy's
+        # wrapper, SQLite DATETIME's field-by-field format): a tenth of a stored report's CPU went to timestamps.
+        return _sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """A timestamp as SQLite stores it: UTC, no offset, in SQLAlchemy's SQLite DATETIME text form."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def is_sqlite(url: str) -> bool:
@@ -144,7 +160,10 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> AsyncEngine:
     """Create an async engine; SQLite files get their folder, WAL and a long busy timeout."""
     parsed = make_url(url)
-    options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+    # JSON columns written and read as event bodies are (compact, by orjson).
+    options: dict[str, Any] = {"json_serializer": jsontext.dumps_text, "json_deserializer": jsontext.loads}
+    if not pooled:
+        options["poolclass"] = NullPool
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
