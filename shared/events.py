@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import jsontext
 from shared.ids import time_ordered_id
 
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
-# Made once: json.dumps with options builds a new encoder on every call.
-_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class EnvelopeError(ValueError):
@@ -40,7 +38,7 @@ class CloudEvent:
 
     def body(self) -> bytes:
         """The data as compact UTF-8 JSON, the message value in binary mode."""
-        return _DATA_ENCODER.encode(self.data).encode()
+        return jsontext.dumps(self.data)
 
     def attributes(self) -> list[tuple[str, str]]:
         """The context attributes as binary-mode header names (``ce_<name>``) and their text values."""
@@ -77,7 +75,7 @@ class CloudEvent:
         try:
             if attrs["ce_specversion"] != SPEC_VERSION:
                 raise EnvelopeError(f"unsupported specversion {attrs['ce_specversion']!r}")
-            data = json.loads(body) if body else {}
+            data = jsontext.loads(body) if body else {}
             if not isinstance(data, dict):
                 raise EnvelopeError("event data must be a JSON object")
             return cls(

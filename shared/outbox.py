@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import jsontext
 from shared.db import BigIntKey, UTCDateTime, write_buffer
 from shared.events import CloudEvent, utcnow
 
@@ -131,7 +131,7 @@ async def _announce(session: AsyncSession) -> None:
 
 def event_from_row(row: Any) -> CloudEvent:
     """Rebuild the CloudEvent stored in an outbox row."""
-    data = json.loads(row.payload)
+    data = jsontext.loads(row.payload)
     time: datetime = row.event_time
     return CloudEvent(id=row.id, type=row.type, source=row.source, subject=row.subject, time=time, data=data)
 

@@ -12,7 +12,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared import jsontext
 from shared.ids import random_bytes
 
 # A fixed, publicly known key: the settings refuse it outside development.
@@ -29,8 +29,6 @@ DEVELOPMENT_CALLER_SECRET = "development-only"
 
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _NONCE_BYTES = 12
-# Made once: json.dumps with options builds a new encoder on every call; this one writes the same text.
-_SEAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
 _NOT_ASCII_DIGIT = re.compile(r"[^0-9]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -72,7 +70,7 @@ class Keyring:
     def seal(self, value: dict[str, Any], *, context: str) -> str:
         """Encrypt a JSON object with the writing key, bound to ``context`` (e.g. the record's id)."""
         nonce = random_bytes(_NONCE_BYTES)
-        plain = _SEAL_ENCODER.encode(value).encode()
+        plain = jsontext.dumps(value)
         sealed = self._sealer.encrypt(nonce, plain, context.encode())
         return f"{self.writer}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
@@ -92,7 +90,7 @@ class Keyring:
             plain = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
         except (InvalidTag, binascii.Error, ValueError):
             raise PersonalDataError(f"the value sealed with key {kid!r} does not open for this record") from None
-        value: dict[str, Any] = json.loads(plain)
+        value: dict[str, Any] = jsontext.loads(plain)
         return value
 
     def is_development(self) -> bool:

@@ -108,12 +108,22 @@ def _without_input(err: Any) -> str:
     return message
 
 
+def _error(err: Any) -> dict[str, str]:
+    if err.get("type") == "json_invalid":
+        # The body is not JSON: its location is a character position, not a field.
+        at = next((f" at character {p}" for p in err.get("loc", ())[1:] if isinstance(p, int)), "")
+        reason = str((err.get("ctx") or {}).get("error", "")).split(": line ")[0]
+        return {
+            "field": "body",
+            "message": f"not valid JSON{at}" + (f": {reason}" if reason else ""),
+            "code": "json_invalid",
+        }
+    return {"field": _field_path(err.get("loc", ())), "message": _without_input(err), "code": err.get("type", "")}
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _field_path(err.get("loc", ())), "message": _without_input(err), "code": err.get("type", "")}
-        for err in exc.errors()
-    ]
+    errors = [_error(err) for err in exc.errors()]
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
     return problem_response(
         status=422,

@@ -41,9 +41,10 @@ from shared.app import db_session, runtime_of
 from shared.auth import Principal, auth_of, forbid, require
 from shared.auth.scope import unit_refusal
 from shared.problems import NotFound
+from shared.routing import JSONRoute
 from shared.timefields import IsoDateTime
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+router = APIRouter(prefix="/v1", tags=["cases"], route_class=JSONRoute)
 Session = Annotated[AsyncSession, Depends(db_session)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "the case's status forbids the action; the body names the current status"}
@@ -437,7 +438,7 @@ async def labelled_examples(
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
 
-guide_router = APIRouter(prefix="/v1", tags=["guide"])
+guide_router = APIRouter(prefix="/v1", tags=["guide"], route_class=JSONRoute)
 
 
 @guide_router.get("/guide", dependencies=[Depends(require("guide:read"))])

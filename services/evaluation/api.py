@@ -21,8 +21,9 @@ from services.evaluation.schemas import (
 from shared.app import runtime_of
 from shared.auth import Principal, require
 from shared.auth.guard import forbid
+from shared.routing import JSONRoute
 
-router = APIRouter(prefix="/v1", tags=["evaluation: call-backs"])
+router = APIRouter(prefix="/v1", tags=["evaluation: call-backs"], route_class=JSONRoute)
 
 
 def feedback_read(row: Feedback) -> FeedbackRead:

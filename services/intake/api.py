@@ -18,8 +18,9 @@ from services.intake.settings import IntakeSettings
 from shared.app import db_session, runtime_of
 from shared.auth import record_access
 from shared.problems import Problem
+from shared.routing import JSONRoute
 
-router = APIRouter(prefix="/v1", tags=["reports"])
+router = APIRouter(prefix="/v1", tags=["reports"], route_class=JSONRoute)
 Session = Annotated[AsyncSession, Depends(db_session)]
 REPLAYED = {"Idempotent-Replayed": "true"}
 

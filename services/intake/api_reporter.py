@@ -14,8 +14,9 @@ from shared.app import db_session, runtime_of
 from shared.auth import Principal, record_access, require
 from shared.pii import PersonalDataError
 from shared.problems import Problem
+from shared.routing import JSONRoute
 
-router = APIRouter(prefix="/v1", tags=["reporter"])
+router = APIRouter(prefix="/v1", tags=["reporter"], route_class=JSONRoute)
 Session = Annotated[AsyncSession, Depends(db_session)]
 Revealer = Annotated[Principal, Depends(require("reporter:reveal"))]
 

@@ -18,9 +18,10 @@ from shared.auth.roles import SCOPED
 from shared.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, AuditPage, AuditRead, TokenAnswer
 from shared.auth.store import CredentialRefused
 from shared.problems import NotFound, Problem
+from shared.routing import JSONRoute
 from shared.timefields import IsoDateTime
 
-router = APIRouter(tags=["credentials"])
+router = APIRouter(tags=["credentials"], route_class=JSONRoute)
 
 
 class Invalid(Problem):

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import jsontext
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.commits import CommitWatch, sqlite_file
 from shared.db import BigIntKey, UTCDateTime, reading
@@ -98,7 +99,7 @@ class EmbeddedBus:
             {
                 "topic": m.topic,
                 "key": m.key,
-                "headers": json.dumps([[k, v] for k, v in m.event.attributes()]),
+                "headers": jsontext.dumps_text([[k, v] for k, v in m.event.attributes()]),
                 "payload": m.value(),
                 "appended_at": now,
             }
@@ -345,7 +346,7 @@ class EmbeddedSubscription:
                     partition=0,
                     offset=row.position,
                     key=row.key,
-                    event=CloudEvent.from_attributes(dict(json.loads(row.headers)), row.payload),
+                    event=CloudEvent.from_attributes(dict(jsontext.loads(row.headers)), row.payload),
                 )
             )
         for delivery in found:

@@ -115,12 +115,25 @@ async def test_bad_input_names_the_field_and_stores_nothing(
     assert stored(tmp_path) == (0, 0)
 
 
-async def test_malformed_json_is_a_problem_not_a_crash(intake: httpx.AsyncClient, tmp_path: Path) -> None:
-    answer = await intake.post(
-        "/v1/reports", content=b'{"source": "hotline",', headers={"content-type": "application/json"}
-    )
+@pytest.mark.parametrize("path", ["/v1/reports", "/v1/reports/batch"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"source": "hotline",',  # cut short
+        b'{"source": "hotline", "location": {"lat": NaN, "lon": 116.4}}',  # not JSON, though Python's parser reads it
+        b'{"source": "hotline", "content": "\\ud800"}',  # a lone surrogate: no text can hold it
+    ],
+)
+async def test_malformed_json_is_a_problem_not_a_crash(
+    intake: httpx.AsyncClient, tmp_path: Path, path: str, body: bytes
+) -> None:
+    answer = await intake.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
+    [error] = answer.json()["errors"]
+    assert error["code"] == "json_invalid"
+    assert error["field"] == "body"
+    assert error["message"].startswith("not valid JSON at character ")
     assert stored(tmp_path) == (0, 0)
 
 
