@@ -4,8 +4,12 @@
     uv run python -m bench.intake_batch --profile 10           # also cProfile 10 batches in-process (ASGI)
     uv run python -m bench.intake_batch --skip-server --profile 10
     uv run python -m bench.intake_batch --prefill 300                 # measured with 300,000 reports stored first
+    uv run python -m bench.intake_batch --database "$(bash scripts/postgres.sh url)"   # on PostgreSQL
+    uv run python -m bench.intake_batch --database "$(bash scripts/postgres.sh url)" --instances 2
 
-The server runs alone under ``jiesu serve`` on SQLite in a temporary folder; the bodies are drawn and encoded
+The server runs alone under ``jiesu serve`` on SQLite in a temporary folder, or with ``--database`` on a scratch
+PostgreSQL database (as in distributed mode; several ``--instances`` share it, each with its own clients, and the
+PostgreSQL server's CPU is counted beside theirs when it is the project's own). The bodies are drawn and encoded
 before any clock starts, so the clients cost little. Every report of every batch is new (201).
 """
 
@@ -26,41 +30,80 @@ from typing import Any
 import httpx
 
 from bench.corpus import Corpus
-from bench.intake_ceiling import batch_bodies, post_all, started
-from bench.loadgen import HEADERS, say
+from bench.intake_ceiling import batch_bodies, post_all, servers
+from bench.loadgen import HEADERS, ROOT, say
 from bench.procstat import Watched
+from bench.scratch import drop_databases, scratch_database
 
 
 async def measure(
-    *, var: Path, bodies: list[bytes], warm: list[bytes], workers: int, prefill: list[bytes]
+    *,
+    var: Path,
+    bodies: list[bytes],
+    warm: list[bytes],
+    workers: int,
+    prefill: list[bytes],
+    database_url: str | None = None,
+    instances: int = 1,
 ) -> dict[str, Any]:
-    """Reports/s and server CPU per report of an intake server started for the purpose."""
-    async with started("intake", var) as (url, proc):
-        await post_all(url, warm, workers=workers)  # warm-up: imports, caches, first connections
+    """Reports/s and server CPU per report of intake servers started for the purpose (clients spread over them)."""
+    async with servers("intake", var, database_url=database_url, instances=instances) as running:
+        urls = [url for url, _ in running]
+
+        async def post_spread(batches: list[bytes]) -> int:
+            # As a load balancer would: each instance its share of the batches and its own clients.
+            shares = [batches[number :: len(urls)] for number in range(len(urls))]
+            return sum(
+                await asyncio.gather(*(post_all(u, b, workers=workers) for u, b in zip(urls, shares, strict=True)))
+            )
+
+        await post_spread(warm)  # warm-up: imports, caches, first connections
         if prefill:
             # A city's intake holds months of reports: what a batch costs must not grow with them.
             say(f"  storing {len(prefill)} batches first (not measured)")
             began = time.monotonic()
-            stored = await post_all(url, prefill, workers=workers)
+            stored = await post_spread(prefill)
             say(f"  {stored} reports stored in {time.monotonic() - began:.0f}s")
         await asyncio.sleep(3)  # let the server's work after the warm-up settle
-        watched = Watched("intake", proc.pid)
-        watched.begin()
+        watched = [Watched(f"intake-{number + 1}", proc.pid) for number, (_, proc) in enumerate(running)]
+        database = _postgres_process() if database_url else None
+        if database is not None:
+            watched.append(database)
+        for each in watched:
+            each.begin()
         began = time.monotonic()
-        accepted = await post_all(url, bodies, workers=workers)
+        accepted = await post_spread(bodies)
         elapsed = time.monotonic() - began
-        watched.end()
-        cpu = watched.cpu_end - watched.cpu_start
-        return {
+        for each in watched:
+            each.end()
+        cpu = {each.name: each.cpu_end - each.cpu_start for each in watched}
+        server_cpu = sum(seconds for name, seconds in cpu.items() if name.startswith("intake"))
+        results: dict[str, Any] = {
             "reports": accepted,
             "reports_per_s": round(accepted / elapsed, 1),
-            "server_cpu_us_per_report": round(cpu * 1e6 / accepted, 1),
-            "server_cpu_share": round(cpu / elapsed, 2),
+            "server_cpu_us_per_report": round(server_cpu * 1e6 / accepted, 1),
+            "server_cpu_share": round(server_cpu / elapsed, 2),
         }
+        if instances > 1:
+            results["instances"] = instances
+            results["cpu_share_per_instance"] = [
+                round(seconds / elapsed, 2) for name, seconds in cpu.items() if name.startswith("intake")
+            ]
+        if database is not None:
+            results["postgres_cpu_us_per_report"] = round(cpu["postgres"] * 1e6 / accepted, 1)
+            results["postgres_cpu_share"] = round(cpu["postgres"] / elapsed, 2)
+        return results
+
+
+def _postgres_process() -> Watched | None:
+    # The project's own server (scripts/postgres.sh), when the bench runs beside it: its CPU is the store's.
+    found = sorted(ROOT.glob("var/pg/**/postmaster.pid"))
+    return Watched("postgres", int(found[0].read_text().split()[0])) if found else None
 
 
 async def profile(batches: int, *, size: int, var: Path, corpus: Corpus, top: int) -> dict[str, Any]:
     """CPU per report of the batch route in-process (httpx over ASGI, client included) and cProfile's top."""
+    from services.cli import settle_heap
     from services.intake.app import create_app
     from services.intake.settings import IntakeSettings
     from shared.auth import AuthSettings
@@ -82,6 +125,7 @@ async def profile(batches: int, *, size: int, var: Path, corpus: Corpus, top: in
             transport=transport, base_url="http://intake", headers=headers, timeout=120
         ) as http:
             await http.post("/v1/reports/batch", content=bodies[0])  # warm-up
+            settle_heap()  # as `jiesu serve` does once started
             profiler = cProfile.Profile()
             cpu = time.process_time()
             profiler.enable()
@@ -106,13 +150,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jiesu-batch-") as folder:
         var = Path(folder)
         if not args.skip_server:
-            warm = batch_bodies(corpus, batches=args.workers, size=args.size)
+            warm = batch_bodies(corpus, batches=args.workers * args.instances, size=args.size)
             bodies = batch_bodies(corpus, batches=args.batches, size=args.size)
-            say(f"intake: {args.batches} batches of {args.size}, {args.workers} clients")
+            where = "SQLite" if args.database is None else "PostgreSQL"
+            say(
+                f"intake on {where}: {args.instances} instance(s), {args.batches} batches of {args.size}, "
+                f"{args.workers} clients each"
+            )
             prefill = batch_bodies(corpus, batches=args.prefill, size=args.size)
-            results["server"] = await measure(
-                var=var, bodies=bodies, warm=warm, workers=args.workers, prefill=prefill
-            ) | {"stored_before": args.prefill * args.size}
+            database_url = (
+                None
+                if args.database is None
+                else await scratch_database(args.database, "intake", var, prefix="jiesu_batch")
+            )
+            try:
+                results["server"] = await measure(
+                    var=var,
+                    bodies=bodies,
+                    warm=warm,
+                    workers=args.workers,
+                    prefill=prefill,
+                    database_url=database_url,
+                    instances=args.instances,
+                ) | {"stored_before": args.prefill * args.size, "database": where}
+            finally:
+                if args.database is not None and database_url is not None:
+                    await drop_databases(args.database, [database_url])
             say(f"  {results['server']}")
         if args.profile:
             say(f"in-process profile of {args.profile} batches of {args.size}")
@@ -126,7 +189,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=30, help="batches posted while measuring")
     parser.add_argument("--size", type=int, default=1000, help="reports per batch")
-    parser.add_argument("--workers", type=int, default=3, help="clients posting at once")
+    parser.add_argument("--workers", type=int, default=3, help="clients posting at once (to each instance)")
+    parser.add_argument("--instances", type=int, default=1, help="intake servers sharing the database")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="PostgreSQL server to store in (a scratch database beside the URL's, dropped after); default SQLite",
+    )
     parser.add_argument("--prefill", type=int, default=0, metavar="BATCHES", help="batches stored before measuring")
     parser.add_argument("--profile", type=int, default=0, metavar="BATCHES", help="also profile this many in-process")
     parser.add_argument("--top", type=int, default=30, help="functions shown by the profile")

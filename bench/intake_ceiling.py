@@ -90,10 +90,10 @@ async def prepared_loop(url: str, bodies: list[bytes], *, seconds: float, worker
         return round(done / (time.monotonic() - began), 1), done
 
 
-def _intake_env(var: Path) -> dict[str, str]:
+def _intake_env(var: Path, database_url: str | None = None) -> dict[str, str]:
     return SERVICE_ENV | {
         "JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'auth.db'}",
-        "JIESU_INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'intake.db'}",
+        "JIESU_INTAKE_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{var / 'intake.db'}",
         "JIESU_INTAKE_EMBEDDED_BUS_URL": f"sqlite+aiosqlite:///{var / 'bus.db'}",
     }
 
@@ -120,7 +120,19 @@ def _command(server: str, port: int) -> list[str]:
 @asynccontextmanager
 async def started(server: str, var: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     """A server of its own, ready for requests: its URL and process ("intake": migrated, with the bench's key)."""
-    env = _intake_env(var) if server == "intake" else dict(SERVICE_ENV)
+    async with servers(server, var) as [(url, proc)]:
+        yield url, proc
+
+
+@asynccontextmanager
+async def servers(
+    server: str, var: Path, *, database_url: str | None = None, instances: int = 1
+) -> AsyncIterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """Servers of their own, ready for requests: URL and process of each.
+
+    Intake: migrated, with the bench's key, on SQLite in ``var`` or on ``database_url`` (all instances share it).
+    """
+    env = _intake_env(var, database_url) if server == "intake" else dict(SERVICE_ENV)
     if server == "intake":
         for service in ("intake", "auth"):
             subprocess.run(
@@ -130,15 +142,20 @@ async def started(server: str, var: Path) -> AsyncIterator[tuple[str, subprocess
                 capture_output=True,
             )
         create_key(env)
-    port = free_port()
-    proc = start(_command(server, port), log=var / f"{server}.log", env=env)
+    running: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        url = f"http://127.0.0.1:{port}"
-        await ready(url)
-        yield url, proc
+        for number in range(instances):
+            port = free_port()
+            log = var / f"{server}{'' if instances == 1 else f'-{number + 1}'}.log"
+            running.append((f"http://127.0.0.1:{port}", start(_command(server, port), log=log, env=env)))
+        for url, _ in running:
+            await ready(url)
+        yield running
     finally:
-        proc.terminate()
-        proc.wait(20)
+        for _, proc in running:
+            proc.terminate()
+        for _, proc in running:
+            proc.wait(20)
 
 
 async def measure(
