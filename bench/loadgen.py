@@ -296,6 +296,10 @@ def deployment_topics(namespace: str) -> list[str]:
     return list(build_plan([unit.code for unit in units], namespace=namespace).topics)
 
 
+async def _ignore(_case_id: str, _due: float) -> None:
+    """Reports of the warm-up are not followed."""
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -405,6 +409,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             create_key({"JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{(out / 'var' / 'auth.db').resolve()}"})
         say("warming up")
         await closed_loop(urls["intake"], corpus, seconds=3, workers=8)
+        if args.warmup_seconds > 0:
+            # At the run's own rate through the whole path: a broker's JVM compiles its hot paths in its first
+            # minutes, and half of a fresh Kafka's CPU in a 30 s run was that compiling, not the run's work.
+            say(f"warming up at the run's rate: {args.rate} reports/s for {args.warmup_seconds:.0f}s (not measured)")
+            await open_loop(urls["intake"], corpus, rate=args.rate, seconds=args.warmup_seconds, on_accepted=_ignore)
         say("ceiling: bare FastAPI endpoint, closed loop")
         bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
         say(f"  {bare} req/s")
@@ -479,6 +488,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         batch = await batch_rate(urls["intake"], corpus, seconds=args.ceiling_seconds)
         return {
             "mode": args.mode,
+            "warmup_seconds": args.warmup_seconds,
             "machine": {"cpus": os.cpu_count()},
             "load": load,
             "end_to_end": {
@@ -581,6 +591,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--drain-seconds", type=float, default=60)
     parser.add_argument("--ceiling-seconds", type=float, default=10)
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=20, help="reports at the run's rate before measuring (0: none)"
+    )
     parser.add_argument("--simulate-share", type=float, default=0.02, help="share of cases driven to closed")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
