@@ -50,7 +50,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
         # On SQLite the value becomes text in one step instead of three (this type's conversion, SQLAlchemy's
-        # wrapper, SQLite DATETIME's field-by-field format): a tenth of a stored report's CPU went to timestamps.
+        # wrapper, SQLite DATETIME's field-by-field format): a twentieth of the batch route's time went to them.
         return _sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
 
 

@@ -21,7 +21,7 @@ class JSONRequest(Request):
 
 
 class JSONRoute(APIRoute):
-    """The route class of every JSON API router: a batch of 1,000 reports parses in a quarter of the time.
+    """The route class of every router that takes JSON bodies: a report parses in about a quarter of the time.
 
     Invalid JSON is still FastAPI's 422 ``json_invalid`` (orjson's error is a :class:`json.JSONDecodeError`).
     """
