@@ -409,14 +409,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             create_key({"JIESU_AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{(out / 'var' / 'auth.db').resolve()}"})
         say("warming up")
         await closed_loop(urls["intake"], corpus, seconds=3, workers=8)
+        say("ceiling: bare FastAPI endpoint, closed loop")
+        bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
+        say(f"  {bare} req/s")
+        # Watching from here, so what the warm-up makes is read before the measured window, not inside it.
+        await bus.start()
+        prefix = namespace.replace(".", r"\.")
+        observer = Observer(
+            bus.subscribe(
+                group=f"bench-{uuid.uuid4().hex[:6]}", pattern=rf"^{prefix}jiesu\.dispatch\.(unit\..*|cases)$"
+            )
+        )
+        observing = asyncio.create_task(observer.run())
         if args.warmup_seconds > 0:
             # At the run's own rate through the whole path: a broker's JVM compiles its hot paths in its first
             # minutes, and half of a fresh Kafka's CPU in a 30 s run was that compiling, not the run's work.
             say(f"warming up at the run's rate: {args.rate} reports/s for {args.warmup_seconds:.0f}s (not measured)")
             await open_loop(urls["intake"], corpus, rate=args.rate, seconds=args.warmup_seconds, on_accepted=_ignore)
-        say("ceiling: bare FastAPI endpoint, closed loop")
-        bare = await closed_loop(urls["bare"], corpus, seconds=args.ceiling_seconds, workers=64)
-        say(f"  {bare} req/s")
         watched = [Watched(name, proc.pid) for name, proc in procs.items() if name != "bare"]
         watched.append(Watched("load generator", os.getpid(), children=False))
         if args.mode == "embedded":  # `jiesu up` names each service's process: watch each (the above sums them)
@@ -430,14 +439,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 if pidfile is not None:
                     watched.append(Watched(server, int(pidfile.read_text().split()[0])))
-        await bus.start()
-        prefix = namespace.replace(".", r"\.")
-        observer = Observer(
-            bus.subscribe(
-                group=f"bench-{uuid.uuid4().hex[:6]}", pattern=rf"^{prefix}jiesu\.dispatch\.(unit\..*|cases)$"
-            )
-        )
-        observing = asyncio.create_task(observer.run())
         await quiet(watched)
         for w in watched:
             w.begin()
@@ -592,11 +593,16 @@ def main() -> None:
     parser.add_argument("--drain-seconds", type=float, default=60)
     parser.add_argument("--ceiling-seconds", type=float, default=10)
     parser.add_argument(
-        "--warmup-seconds", type=float, default=20, help="reports at the run's rate before measuring (0: none)"
+        "--warmup-seconds",
+        type=float,
+        default=None,
+        help="reports at the run's rate before measuring (default: 20 distributed, for the broker's JVM; 0 embedded)",
     )
     parser.add_argument("--simulate-share", type=float, default=0.02, help="share of cases driven to closed")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.warmup_seconds is None:
+        args.warmup_seconds = 20.0 if args.mode == "distributed" else 0.0
     args.out = args.out or ROOT / "bench" / "results" / f"{args.mode}-{int(args.rate)}-{time.strftime('%Y%m%dT%H%M%S')}"
     results = asyncio.run(run(args))
     (args.out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
