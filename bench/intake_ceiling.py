@@ -118,13 +118,6 @@ def _command(server: str, port: int) -> list[str]:
 
 
 @asynccontextmanager
-async def started(server: str, var: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A server of its own, ready for requests: its URL and process ("intake": migrated, with the bench's key)."""
-    async with servers(server, var) as [(url, proc)]:
-        yield url, proc
-
-
-@asynccontextmanager
 async def servers(
     server: str, var: Path, *, database_url: str | None = None, instances: int = 1
 ) -> AsyncIterator[list[tuple[str, subprocess.Popen[bytes]]]]:
@@ -162,7 +155,7 @@ async def measure(
     server: str, *, var: Path, seconds: float, bodies: list[bytes], corpus: Corpus, prefill: list[bytes]
 ) -> dict[str, Any]:
     """Closed-loop rate and server CPU per request of one server started for the purpose."""
-    async with started(server, var) as (url, proc):
+    async with servers(server, var) as [(url, proc)]:
         await closed_loop(url, corpus, seconds=2, workers=8)  # warm-up: imports, caches, first connections
         if server == "intake" and prefill:
             say(f"  storing {len(prefill)} batches first (not measured)")
