@@ -31,7 +31,7 @@ import httpx
 
 from bench.corpus import Corpus
 from bench.intake_ceiling import batch_bodies, post_all, servers
-from bench.loadgen import HEADERS, ROOT, say
+from bench.loadgen import HEADERS, say, server_process
 from bench.procstat import Watched
 from bench.scratch import drop_databases, scratch_database
 
@@ -66,7 +66,7 @@ async def measure(
             say(f"  {stored} reports stored in {time.monotonic() - began:.0f}s")
         await asyncio.sleep(3)  # let the server's work after the warm-up settle
         watched = [Watched(f"intake-{number + 1}", proc.pid) for number, (_, proc) in enumerate(running)]
-        database = _postgres_process() if database_url else None
+        database = server_process("postgres") if database_url else None  # its CPU is the store's
         if database is not None:
             watched.append(database)
         for each in watched:
@@ -77,7 +77,8 @@ async def measure(
         for each in watched:
             each.end()
         cpu = {each.name: each.cpu_end - each.cpu_start for each in watched}
-        server_cpu = sum(seconds for name, seconds in cpu.items() if name.startswith("intake"))
+        per_instance = [cpu[each.name] for each in watched[:instances]]
+        server_cpu = sum(per_instance)
         results: dict[str, Any] = {
             "reports": accepted,
             "reports_per_s": round(accepted / elapsed, 1),
@@ -86,19 +87,11 @@ async def measure(
         }
         if instances > 1:
             results["instances"] = instances
-            results["cpu_share_per_instance"] = [
-                round(seconds / elapsed, 2) for name, seconds in cpu.items() if name.startswith("intake")
-            ]
+            results["cpu_share_per_instance"] = [round(seconds / elapsed, 2) for seconds in per_instance]
         if database is not None:
             results["postgres_cpu_us_per_report"] = round(cpu["postgres"] * 1e6 / accepted, 1)
             results["postgres_cpu_share"] = round(cpu["postgres"] / elapsed, 2)
         return results
-
-
-def _postgres_process() -> Watched | None:
-    # The project's own server (scripts/postgres.sh), when the bench runs beside it: its CPU is the store's.
-    found = sorted(ROOT.glob("var/pg/**/postmaster.pid"))
-    return Watched("postgres", int(found[0].read_text().split()[0])) if found else None
 
 
 async def profile(batches: int, *, size: int, var: Path, corpus: Corpus, top: int) -> dict[str, Any]:
@@ -174,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     instances=args.instances,
                 ) | {"stored_before": args.prefill * args.size, "database": where}
             finally:
-                if args.database is not None and database_url is not None:
+                if database_url is not None:
                     await drop_databases(args.database, [database_url])
             say(f"  {results['server']}")
         if args.profile:

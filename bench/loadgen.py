@@ -296,6 +296,13 @@ def deployment_topics(namespace: str) -> list[str]:
     return list(build_plan([unit.code for unit in units], namespace=namespace).topics)
 
 
+def server_process(server: str) -> Watched | None:
+    """The project's own PostgreSQL or Kafka server (scripts/postgres.sh, scripts/kafka.sh), when it runs here."""
+    pattern = "pg/**/postmaster.pid" if server == "postgres" else "kafka/kafka.pid"
+    pidfile = next((ROOT / "var").glob(pattern), None)
+    return Watched(server, int(pidfile.read_text().split()[0])) if pidfile is not None else None
+
+
 async def _ignore(_case_id: str, _due: float) -> None:
     """Reports of the warm-up are not followed."""
 
@@ -432,13 +439,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             started = re.finditer(r"jiesu: (\w+) on http://\S+\s+\(process (\d+);", (out / "up.log").read_text())
             watched += [Watched(f"up:{m[1]}", int(m[2])) for m in started]
         if args.mode == "distributed":
-            for server in ("postgres", "kafka"):
-                pidfile = next(
-                    (ROOT / "var").glob(f"{'pg/**/postmaster.pid' if server == 'postgres' else 'kafka/kafka.pid'}"),
-                    None,
-                )
-                if pidfile is not None:
-                    watched.append(Watched(server, int(pidfile.read_text().split()[0])))
+            watched += [found for found in map(server_process, ("postgres", "kafka")) if found is not None]
         await quiet(watched)
         for w in watched:
             w.begin()
