@@ -177,11 +177,16 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
         return problem_response(
             status=500, slug="internal", detail="internal error; nothing was changed", instance=request.url.path
         )
-    # The transaction never committed, so nothing was accepted: the sender may simply try again.
+    # Usually the transaction never began or never committed. But when the connection dies during COMMIT, the
+    # commit may be durable while its acknowledgement is lost: the answer cannot promise that nothing was stored.
     response = problem_response(
         status=503,
         slug="database-unavailable",
-        detail="the database is unreachable right now; nothing was changed, try again shortly",
+        detail=(
+            "the database is unreachable right now; try again shortly. If the outage cut off the commit, the change"
+            " may have been stored: send it again with the same key (a report's source and external_id) and it is"
+            " answered as a replay, or read it back first"
+        ),
         instance=request.url.path,
     )
     response.headers["Retry-After"] = "5"

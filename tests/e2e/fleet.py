@@ -159,6 +159,8 @@ class Load:
     answers: Counter[str] = field(default_factory=Counter)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     sent: int = 0
+    # How long one report is sent again after 503s and broken connections before it counts as given up.
+    resend_for: float = 120.0
 
     async def accepted_at_least(self, count: int) -> bool:
         """Whether ``count`` reports have been answered 201 (a probe for ``eventually``)."""
@@ -201,14 +203,27 @@ class Load:
             )
 
     async def _post(self, http: httpx.AsyncClient, body: dict[str, str]) -> httpx.Response | None:
-        # Intake may have committed the report before the connection broke: only the same external_id again can
-        # tell (a replay answers 201 with the first id), so a broken exchange is retried, never dropped.
-        for attempt in range(40):
+        # Intake may have committed the report before the connection broke, or before its database connection died
+        # during COMMIT (answered 503): only the same external_id again can tell (a replay answers 201 with the first
+        # id), so a broken exchange or a 503 is retried with the same body, as the API asks, never dropped.
+        deadline = asyncio.get_running_loop().time() + self.resend_for
+        answer: httpx.Response | None = None
+        for attempt in range(1000):
             try:
-                return await http.post(f"{self.intake}/v1/reports", json=body)
+                answer = await http.post(f"{self.intake}/v1/reports", json=body)
             except httpx.HTTPError as error:
                 self.answers[type(error).__name__] += 1
-                await asyncio.sleep(min(0.2 * 2**attempt, 3.0))
+                pause = min(0.2 * 2**attempt, 3.0)
+            else:
+                if answer.status_code != 503:
+                    return answer
+                self.answers["503"] += 1
+                if len(self.refusals) < 20:
+                    self.refusals.append({"status": 503, "type": answer.headers.get("content-type"), **answer.json()})
+                pause = float(answer.headers.get("retry-after", "1"))
+            if asyncio.get_running_loop().time() + pause > deadline:
+                break
+            await asyncio.sleep(pause)
         self.answers["gave up"] += 1
         return None
 

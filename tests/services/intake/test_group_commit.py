@@ -10,7 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from services.intake import service
 from services.intake.app import MIGRATIONS, create_app
 from services.intake.settings import IntakeSettings
 from shared.migrate import upgrade_async
@@ -81,3 +85,40 @@ async def test_a_group_stores_exactly_the_accepted_reports_and_their_events(tmp_
             )
 
     assert await asyncio.to_thread(counts) == (40, 40)
+
+
+async def test_a_commit_whose_acknowledgement_is_lost_is_a_503_and_sending_again_answers_the_stored_report(
+    intake: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection dies after the database made the commit durable, before it said so: the one moment where the
+    # service cannot know the outcome. The 503 must not promise that nothing was stored, and the same body again
+    # must find the report instead of making a second one.
+    cut: list[bool] = [True]
+    accept_reports = service.accept_reports
+
+    async def marked(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        session.info["stores reports"] = True
+        return await accept_reports(session, *args, **kwargs)
+
+    def lose_acknowledgement(session: Session) -> None:
+        if cut and session.info.get("stores reports"):
+            cut.clear()
+            raise ConnectionError("server closed the connection after COMMIT")
+
+    monkeypatch.setattr(service, "accept_reports", marked)
+    first = report(1)
+    event.listen(Session, "after_commit", lose_acknowledgement)
+    try:
+        lost = await intake.post("/v1/reports", json=first)
+    finally:
+        event.remove(Session, "after_commit", lose_acknowledgement)
+    assert lost.status_code == 503, lost.text
+    assert lost.headers["content-type"] == "application/problem+json" and lost.headers["retry-after"] == "5"
+    problem = lost.json()
+    assert problem["type"].endswith("/database-unavailable")
+    assert "may have been stored" in problem["detail"] and "external_id" in problem["detail"]
+    again = await intake.post("/v1/reports", json=first)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true", again.text
+    assert again.json()["case_number"].endswith("0000001"), "the report stored by the lost commit, not a second"
+    fresh = await intake.post("/v1/reports", json=report(2))
+    assert fresh.status_code == 201 and fresh.json()["case_number"].endswith("0000002"), "no number went to a copy"
