@@ -1,16 +1,14 @@
-"""Duplicate reports (合并): the open case a new report repeats, found in one query per consumer chunk."""
+"""Duplicate reports (合并): the open case a new report repeats, looked up in one statement per consumer chunk."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
-from sqlalchemy import case as when
+from sqlalchemy import BindParameter, CompoundSelect, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import trail
@@ -20,8 +18,10 @@ from services.dispatch.models import Case
 from shared import topics
 
 OPEN = ("triage", "dispatched", "signed", "in_progress", "extension_requested", "reopened", "returned", "disputed")
-CANDIDATES = 200  # the oldest open cases of the kind a report is compared with
 SYSTEM = "system:judge"  # the actor of what judging does
+CELLS_PER_DEGREE = 100  # map cells of 0.01°: about 1.1 km north-south, 0.85 km east-west at 40°N
+MAX_CELLS = 64  # a search box over more cells than this (a radius of several km) reads the kind's window instead
+_EARTH_M = 6_371_000
 _CHUNK = "dispatch.duplicate_candidates"
 
 
@@ -30,7 +30,42 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+    return 2 * _EARTH_M * math.asin(math.sqrt(a))
+
+
+def cell_of(lat: float | None, lon: float | None) -> int | None:
+    """The map cell a place is filed under; None without a valid place."""
+    if lat is None or lon is None or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    return _cell(math.floor(lat * CELLS_PER_DEGREE), math.floor(lon * CELLS_PER_DEGREE))
+
+
+def _cell(row: int, column: int) -> int:
+    return (row + 90 * CELLS_PER_DEGREE) * 400 * CELLS_PER_DEGREE + column + 180 * CELLS_PER_DEGREE
+
+
+def address_key(address: str | None) -> str | None:
+    """An address as stored and compared: without the blanks around it; None when nothing is left."""
+    return (address.strip() or None) if address is not None else None
+
+
+def cells_within(lat: float, lon: float, metres: float) -> list[int] | None:
+    """Every cell holding a place within ``metres`` of (lat, lon); None when that is over MAX_CELLS cells, or the
+    circle reaches a pole or the 180th meridian (then the caller reads the kind's window)."""
+    reach = metres / _EARTH_M  # radians of arc
+    dlat = math.degrees(reach)
+    if abs(lat) + dlat >= 89.0:
+        return None
+    # The widest longitude a circle of that arc spans around this latitude, with a margin for rounding.
+    dlon = math.degrees(math.asin(min(1.0, math.sin(reach) / math.cos(math.radians(lat))))) * 1.01 + 1e-9
+    dlat = dlat * 1.01 + 1e-9
+    if abs(lon) + dlon >= 180.0:
+        return None
+    rows = range(math.floor((lat - dlat) * CELLS_PER_DEGREE), math.floor((lat + dlat) * CELLS_PER_DEGREE) + 1)
+    columns = range(math.floor((lon - dlon) * CELLS_PER_DEGREE), math.floor((lon + dlon) * CELLS_PER_DEGREE) + 1)
+    if len(rows) * len(columns) > MAX_CELLS:
+        return None
+    return [_cell(row, column) for row in rows for column in columns]
 
 
 class StoredCase(NamedTuple):
@@ -49,78 +84,96 @@ class StoredCase(NamedTuple):
 _COMPARED = tuple(getattr(Case, name) for name in StoredCase._fields)
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What a report is searched by: its kind and time, its caller, its address and its place."""
+
+    case_id: str
+    kind: str
+    received_at: datetime
+    caller: str | None
+    address: str | None
+    lat: float | None
+    lon: float | None
+
+
 @dataclass(slots=True)
 class ChunkCandidates:
-    """What a consumer chunk's reports may duplicate: stored open cases per kind, and the cases the chunk opens.
+    """What a consumer chunk's reports may duplicate: stored open cases found by their probes, and the chunk's own.
 
     The stored cases are read once, before the chunk's reports are judged; judging changes none of the compared
     columns of a stored case (a merge only adds to its duplicates and its trail).
     """
 
-    stored: dict[str, list[StoredCase]] = field(default_factory=dict)  # kind code -> open cases, oldest first
+    probed: set[str] = field(default_factory=set)  # ids of the reports the stored cases were looked up for
+    stored: dict[str, list[StoredCase]] = field(default_factory=dict)  # kind code -> matching open cases
     opened: list[Case] = field(default_factory=list)  # in the order the chunk opened them
 
 
-async def load_candidates(session: AsyncSession, ctx: DispatchContext, reports: Iterable[tuple[str, datetime]]) -> None:
-    """Load in one query the stored cases every (kind, received_at) of a chunk may duplicate, for ``find_duplicate``.
-
-    A report looks at the oldest ``CANDIDATES`` open cases of its kind received since its window began. The chunk's
-    reports of one kind have different windows, so per kind the query starts at the earliest window and keeps as
-    many more rows as fall before the latest one: every report's own oldest ``CANDIDATES`` are among them.
-    """
+async def _lookup(session: AsyncSession, ctx: DispatchContext, probes: Sequence[Probe]) -> dict[str, list[StoredCase]]:
+    """The open cases of the probes' kinds, received since the earliest window start, that share a caller, an
+    address or a nearby map cell with one of the probes: one statement, each part read off an index of its own."""
     window = timedelta(hours=ctx.settings.duplicate_window_hours)
-    bounds: dict[str, tuple[datetime, datetime]] = {}
-    for kind, received_at in reports:
-        since = received_at - window
-        earliest, latest = bounds.get(kind, (since, since))
-        bounds[kind] = (min(earliest, since), max(latest, since))
-    chunk = ChunkCandidates(stored={kind: [] for kind in bounds})
-    session.info[_CHUNK] = chunk
-    if not bounds:
-        return
-    kinds = list(bounds.items())
-    size = _bucket(len(kinds))
-    kinds += kinds[-1:] * (size - len(kinds))  # a repeated kind changes nothing: the same rows, the same counts
-    params: dict[str, object] = {}
-    for i, (kind, (lo, hi)) in enumerate(kinds):
-        params |= {f"kind_{i}": kind, f"lo_{i}": lo, f"hi_{i}": hi}
-    for row in await session.execute(_candidates_query(size), params):
+    since = min(p.received_at for p in probes) - window
+    kinds = sorted({p.kind for p in probes})
+    callers = sorted({p.caller for p in probes if p.caller})
+    addresses = sorted({p.address for p in probes if p.address})
+    cells: set[int] = set()
+    wide: set[str] = set()
+    for probe in probes:
+        if probe.lat is None or probe.lon is None:
+            continue
+        near = cells_within(probe.lat, probe.lon, ctx.settings.duplicate_distance_m)
+        if near is None:
+            wide.add(probe.kind)
+        else:
+            cells.update(near)
+    params = {
+        "since": since,
+        "kinds": kinds,
+        "callers": callers,
+        "addresses": addresses,
+        "cells": sorted(cells),
+        "wide": sorted(wide),
+    }
+    found: dict[str, list[StoredCase]] = {kind: [] for kind in kinds}
+    seen: set[str] = set()
+    for row in await session.execute(_LOOKUP, params):
         stored = StoredCase._make(row)
-        chunk.stored[stored.kind_code or ""].append(stored)
+        of_kind = found.get(stored.kind_code or "")
+        if of_kind is not None and stored.status in OPEN and stored.id not in seen:
+            seen.add(stored.id)
+            of_kind.append(stored)
+    return found
 
 
-def _bucket(kinds: int) -> int:
-    """The next power of two: a few statement shapes, each built and compiled once per process."""
-    return 1 << (kinds - 1).bit_length()
+def _lookup_query() -> CompoundSelect[Any]:
+    """Four parts, each an index range: by caller, by address, by cell, and the kinds searched too widely for cells.
 
-
-@lru_cache(maxsize=16)
-def _candidates_query(kinds: int) -> Select[Any]:
-    """The chunk's candidates for ``kinds`` (kind, earliest window start, latest window start) bound parameters.
-
-    Per kind, the open cases received since its earliest window start, oldest first, ranked; a kind keeps as many
-    rows as fall before its latest window start (``early``) plus ``CANDIDATES``. A kind whose two starts are the
-    same counts no early rows, as none of its rows in the window is received before its start.
+    The open-status and kind tests are left to Python for the first two, so the database cannot prefer the status
+    or kind index (a scan of every open case) to the caller's or address's few rows.
     """
-    kind = [bindparam(f"kind_{i}", type_=Case.kind_code.type) for i in range(kinds)]
-    lo = [bindparam(f"lo_{i}", type_=Case.received_at.type) for i in range(kinds)]
-    hi = [bindparam(f"hi_{i}", type_=Case.received_at.type) for i in range(kinds)]
-    in_window = or_(*(and_(Case.kind_code == kind[i], Case.received_at >= lo[i]) for i in range(kinds)))
-    early = or_(*(and_(Case.kind_code == kind[i], Case.received_at < hi[i]) for i in range(kinds)))
-    ranked = (
-        select(
-            *_COMPARED,
-            func.row_number().over(partition_by=Case.kind_code, order_by=(Case.received_at, Case.id)).label("rank"),
-            func.sum(when((early, 1), else_=0)).over(partition_by=Case.kind_code).label("early"),
-        )
-        .where(Case.status.in_(OPEN), in_window)
-        .subquery()
+    since = bindparam("since", type_=Case.received_at.type)
+    kinds: BindParameter[list[str]] = bindparam("kinds", expanding=True)
+    recent = Case.received_at >= since
+    return union_all(
+        select(*_COMPARED).where(Case.reporter_key.in_(bindparam("callers", expanding=True)), recent),
+        select(*_COMPARED).where(Case.address.in_(bindparam("addresses", expanding=True)), recent),
+        select(*_COMPARED).where(Case.cell.in_(bindparam("cells", expanding=True)), Case.kind_code.in_(kinds), recent),
+        select(*_COMPARED).where(Case.kind_code.in_(bindparam("wide", expanding=True)), recent, Case.lat.is_not(None)),
     )
-    return (
-        select(*(ranked.c[name] for name in StoredCase._fields))
-        .where(ranked.c.rank <= ranked.c.early + CANDIDATES)
-        .order_by(ranked.c.kind_code, ranked.c.received_at, ranked.c.id)
-    )
+
+
+_LOOKUP = _lookup_query()
+
+
+async def load_candidates(session: AsyncSession, ctx: DispatchContext, probes: Sequence[Probe]) -> None:
+    """Look up, in one statement, the stored cases a chunk's reports may duplicate, for ``find_duplicate``."""
+    chunk = ChunkCandidates()
+    session.info[_CHUNK] = chunk
+    if probes:
+        chunk.stored = await _lookup(session, ctx, probes)
+        chunk.probed = {p.case_id for p in probes}
 
 
 def opened(session: AsyncSession, case: Case) -> None:
@@ -130,45 +183,52 @@ def opened(session: AsyncSession, case: Case) -> None:
         chunk.opened.append(case)
 
 
-async def _stored(session: AsyncSession, case: Case, since: datetime) -> tuple[Sequence[StoredCase], Sequence[Case]]:
-    """Stored open cases of the case's kind and the cases opened beside it: from the chunk's load, else queried."""
-    chunk: ChunkCandidates | None = session.info.get(_CHUNK)
-    if chunk is not None and case.kind_code in chunk.stored:
-        return chunk.stored[case.kind_code or ""], chunk.opened
-    rows = await session.execute(
-        select(*_COMPARED)
-        .where(
-            Case.kind_code == case.kind_code,
-            Case.id != case.id,
-            Case.status.in_(OPEN),
-            Case.received_at >= since,
-        )
-        .order_by(Case.received_at, Case.id)
-        .limit(CANDIDATES)
+def probe_of(case: Case) -> Probe:
+    """What ``case`` is searched by."""
+    return Probe(
+        case_id=case.id,
+        kind=case.kind_code or "",
+        received_at=case.received_at,
+        caller=case.reporter_key,
+        address=case.address,
+        lat=case.lat,
+        lon=case.lon,
     )
+
+
+async def _stored(
+    session: AsyncSession, ctx: DispatchContext, case: Case
+) -> tuple[Sequence[StoredCase], Sequence[Case]]:
+    """Stored open cases that may repeat the case and the cases opened beside it: from the chunk's load, else looked
+    up for this case alone."""
+    chunk: ChunkCandidates | None = session.info.get(_CHUNK)
+    if chunk is not None and case.id in chunk.probed:
+        return chunk.stored.get(case.kind_code or "", []), chunk.opened
+    found = await _lookup(session, ctx, [probe_of(case)])
     # Cases opened earlier in the same chunk or transaction are not written yet: look at them too.
     pending = chunk.opened if chunk is not None else [other for other in session.new if isinstance(other, Case)]
-    return [StoredCase._make(row) for row in rows], pending
+    return found.get(case.kind_code or "", []), pending
 
 
 async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case) -> tuple[Case, str] | None:
-    """An open case of the same kind about the same place, or from the same caller, within the window."""
+    """The oldest open case of the same kind within the window from the same caller, within the distance, or at the
+    same address."""
     kind = case.kind_code
     if kind is None:
         return None
     own = case.id
     since = case.received_at - timedelta(hours=ctx.settings.duplicate_window_hours)
     with session.no_autoflush:
-        stored, pending = await _stored(session, case, since)
+        stored, pending = await _stored(session, ctx, case)
     pool: dict[str, StoredCase | Case] = {}
     compared: list[StoredCase | Case] = [*stored, *pending]
     for other in compared:
         if other.kind_code == kind and other.id != own and other.status in OPEN and other.received_at >= since:
             pool[other.id] = other
-    candidates = sorted(pool.values(), key=lambda c: c.received_at)
-    key, lat, lon, address = case.reporter_key, case.lat, case.lon, case.address
+    candidates = sorted(pool.values(), key=lambda c: (c.received_at, c.id))
+    key, lat, lon, address = case.reporter_key, case.lat, case.lon, address_key(case.address)
     found: tuple[StoredCase | Case, str] | None = None
-    for other in candidates[:CANDIDATES]:
+    for other in candidates:
         if key and other.reporter_key == key:
             found = other, "the same caller reported the same kind of problem"
             break
@@ -177,7 +237,7 @@ async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case
             if gap <= ctx.settings.duplicate_distance_m:
                 found = other, f"the same kind of problem {gap:.0f} m away"
                 break
-        if address and other.address and address.strip() == other.address.strip():
+        if address and address == address_key(other.address):
             found = other, "the same kind of problem at the same address"
             break
     if found is None:

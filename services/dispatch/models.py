@@ -20,12 +20,17 @@ class Case(Base):
     """A case: one report as judged, routed and handled."""
 
     __tablename__ = "cases"
-    # The duplicate search (合并): open cases of a kind, oldest first from the start of the window.
+    # The duplicate search (合并) looks a report's caller, address and map cell up within the window, each by its own
+    # index, so its cost does not grow with the open cases of the kind (services/dispatch/duplicates.py); the
+    # kind's window (ix_cases_kind_received) only for a search radius too wide for the cells.
     # Lists of cases (GET /v1/cases), newest first: pages are read backwards off ix_cases_received instead of
     # sorting every matching case.
     __table_args__ = (
         Index("ix_cases_kind_received", "kind_code", "received_at"),
         Index("ix_cases_received", "received_at", "id"),
+        Index("ix_cases_caller_received", "reporter_key", "received_at"),
+        Index("ix_cases_address_received", "address", "received_at"),
+        Index("ix_cases_cell_kind_received", "cell", "kind_code", "received_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -36,6 +41,7 @@ class Case(Base):
     address: Mapped[str | None] = mapped_column(String(500))
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
+    cell: Mapped[int | None] = mapped_column(Integer)  # the map cell of (lat, lon): duplicates.cell_of
     grid_code: Mapped[str | None] = mapped_column(String(64))
     reporter_phone_masked: Mapped[str | None] = mapped_column(String(32))
     requested_departments: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -59,7 +65,7 @@ class Case(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     returns: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     trail_head: Mapped[str | None] = mapped_column(String(64))
-    reporter_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    reporter_key: Mapped[str | None] = mapped_column(String(64))
     merged_into: Mapped[str | None] = mapped_column(String(36))
     merged_cases: Mapped[list[str]] = mapped_column(JSON, default=list)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -105,16 +105,32 @@ async def prepare_reports(session: AsyncSession, ctx: DispatchContext, reports: 
     await prefetch_cases(session, [str(report.get("id")) for report in reports])
     existing = session.info[_KNOWN][1]
     judgements: dict[str, Judgement] = {}
-    wanted: list[tuple[str, datetime]] = []
+    wanted: list[duplicates.Probe] = []
     for report in reports:
         if report["id"] in existing or report["id"] in judgements:
             continue
         judgement = _judge(ctx, report)
         judgements[report["id"]] = judgement
         if judgement.kind is not None and judgement.decision not in ("refuse", "transfer"):
-            wanted.append((judgement.kind.code, datetime.fromisoformat(report["received_at"])))
+            location = report.get("location") or {}
+            wanted.append(
+                duplicates.Probe(
+                    case_id=report["id"],
+                    kind=judgement.kind.code,
+                    received_at=datetime.fromisoformat(report["received_at"]),
+                    caller=_caller_key(ctx, report.get("reporter") or {}),
+                    address=duplicates.address_key(report.get("address")),
+                    lat=location.get("lat"),
+                    lon=location.get("lon"),
+                )
+            )
     session.info[_JUDGED] = judgements
     await duplicates.load_candidates(session, ctx, wanted)
+
+
+def _caller_key(ctx: DispatchContext, reporter: dict[str, Any]) -> str | None:
+    # Intake sends the caller key; raw phones only in events from before it did.
+    return reporter.get("caller_key") or reporter_key(reporter.get("phone"), secret=ctx.settings.caller_key_secret)
 
 
 def _judge(ctx: DispatchContext, report: dict[str, Any]) -> Judgement:
@@ -146,14 +162,14 @@ async def judge_report(session: AsyncSession, ctx: DispatchContext, report: dict
         source=report["source"],
         content=report["content"],
         subject=report.get("subject"),
-        address=report.get("address"),
+        address=duplicates.address_key(report.get("address")),
         lat=location.get("lat"),
         lon=location.get("lon"),
+        cell=duplicates.cell_of(location.get("lat"), location.get("lon")),
         grid_code=report.get("grid_code"),
-        # Intake sends the masked phone and caller key; raw phones only in events from before it did.
+        # Intake sends the masked phone; raw phones only in events from before it did.
         reporter_phone_masked=reporter.get("phone_masked") or mask_phone(reporter.get("phone")),
-        reporter_key=reporter.get("caller_key")
-        or reporter_key(reporter.get("phone"), secret=ctx.settings.caller_key_secret),
+        reporter_key=_caller_key(ctx, reporter),
         trail_head=trail.GENESIS,
         merged_cases=[],
         requested_departments=list(report.get("requested_departments") or []),

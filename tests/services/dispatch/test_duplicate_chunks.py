@@ -119,16 +119,21 @@ async def test_a_chunk_of_duplicates_merges_as_one_at_a_time_does(databases: Dat
     ]
 
 
-async def test_each_report_of_a_chunk_keeps_its_own_window_of_the_oldest_open_cases(databases: Databases) -> None:
-    # Five open cases only the earlier report's window reaches, then 197 both reach, then the one both reports repeat.
+async def test_a_report_finds_the_case_it_repeats_behind_hundreds_of_open_cases_within_its_own_window(
+    databases: Databases,
+) -> None:
+    # 202 open cases of the kind older than the one the reports repeat: the search looks the address up, it does not
+    # walk the kind's open cases oldest first, so none of them hides the repeated case.
     early = [report(NOISE, at=NOW - timedelta(hours=70, minutes=i), address=f"南街{i}号") for i in range(5)]
     middle = [
         report(NOISE, at=NOW - timedelta(hours=60) + timedelta(minutes=i), address=f"北街{i}号") for i in range(197)
     ]
     repeated = report(NOISE, at=NOW - timedelta(hours=50), address="东湖路1号")
     chunk = [
-        report(NOISE, at=NOW, address="东湖路1号"),  # its oldest 200 end before the repeated case: a new case
-        report(NOISE, at=NOW + timedelta(hours=10), address="东湖路1号"),  # the early five are out of its window
+        report(NOISE, at=NOW, address="东湖路1号"),
+        report(NOISE, at=NOW, address="南街0号"),  # the early case is inside this report's 72 h
+        report(NOISE, at=NOW + timedelta(hours=10), address="南街1号"),  # ... and outside this one's
+        report(NOISE, at=NOW + timedelta(hours=10), address=" 东湖路1号\u3000"),  # blanks around it do not count
     ]
     ctx, chunked = await databases()
     _, single = await databases()
@@ -138,6 +143,10 @@ async def test_each_report_of_a_chunk_keeps_its_own_window_of_the_oldest_open_ca
 
     got, expected = await outcome(chunked), await outcome(single)
     assert got["cases"] == expected["cases"]
-    first, second = (got["cases"][e.data["id"]] for e in chunk)
-    assert (first[1], first[2]) == ("dispatch", None)
-    assert (second[1], second[2]) == ("merge", repeated.data["id"])
+    decisions = [(got["cases"][e.data["id"]][1], got["cases"][e.data["id"]][2]) for e in chunk]
+    assert decisions == [
+        ("merge", repeated.data["id"]),
+        ("merge", early[0].data["id"]),
+        ("dispatch", None),
+        ("merge", repeated.data["id"]),
+    ]
