@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
-from shared import jsontext
+from shared import jsontext, sqlite_driver
 
 # An auto-incrementing 64-bit key; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
@@ -167,6 +167,8 @@ def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Asyn
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_driver_name() == "aiosqlite":
+            options["module"] = sqlite_driver.dbapi()  # statements on the event loop, commits on the thread
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         turns = _WriteTurns()

@@ -1,0 +1,106 @@
+"""SQLite for the async engines: aiosqlite, with the short calls made on the event loop instead of its thread.
+
+aiosqlite hands every call (make a cursor, execute, fetch, close the cursor) to a thread of its own and waits for
+the answer: four trips between threads for one statement, about 250 us of CPU against 25 us for the statement
+itself on this project's queries (``bench/sqlite_driver.py``). Here a statement, its fetches and a rollback run at
+once on the caller's thread; only what may wait on the disk or on another process goes to the thread as before:
+connecting (and the pragmas, which may take the file's lock), ``COMMIT`` (the fsync of ``synchronous=FULL``),
+closing, and a ``BEGIN IMMEDIATE`` that finds the write lock held by another process's writer (it is first tried
+here without waiting; only when the lock is taken does it wait on the thread, for as long as that transaction lasts).
+
+In WAL mode, which every connection is put in, a statement inside a transaction never waits for another
+connection: readers see their snapshot, and a writer already holds the lock its ``BEGIN IMMEDIATE`` took. A long
+statement (a housekeeping batch, a count over a large table) holds the event loop while it runs, as any CPU work
+of the process does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+
+# Statements that may wait for the file's lock or the disk: sent to the connection's thread.
+_WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "PRAGMA", "VACUUM", "COMMIT", "END", "CHECKPOINT")
+_INLINE_ON_CONNECTION = frozenset({"cursor", "rollback", "create_function"})
+_INLINE_ON_CURSOR = frozenset({"execute", "executemany", "fetchone", "fetchmany", "fetchall", "close"})
+
+
+def _inline(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    owner = getattr(fn, "__self__", None)
+    name = getattr(fn, "__name__", "")
+    if isinstance(owner, sqlite3.Cursor):
+        if name not in _INLINE_ON_CURSOR:
+            return False
+        if name in ("execute", "executemany") and args and isinstance(args[0], str):
+            return not args[0].lstrip()[:16].upper().startswith(_WAITING)
+        return True
+    return isinstance(owner, sqlite3.Connection) and name in _INLINE_ON_CONNECTION
+
+
+def _takes_write_lock(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    return (
+        isinstance(getattr(fn, "__self__", None), sqlite3.Cursor)
+        and getattr(fn, "__name__", "") == "execute"
+        and bool(args)
+        and isinstance(args[0], str)
+        and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE"
+    )
+
+
+class Connection(aiosqlite.Connection):
+    """An aiosqlite connection whose short calls run on the caller's thread (see the module's text)."""
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._running and self._connection is not None:
+            if _inline(fn, args):
+                return fn(*args, **kwargs)
+            if _takes_write_lock(fn, args) and self._lock_at_once(fn, args):
+                return None
+        return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def _lock_at_once(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Take the write lock here if it is free; False (nothing begun) when another connection holds it."""
+        sqlite = self._conn
+        (waits,) = sqlite.execute("PRAGMA busy_timeout").fetchone()
+        sqlite.execute("PRAGMA busy_timeout = 0")
+        try:
+            fn(*args)
+        except sqlite3.OperationalError as error:
+            if sqlite.in_transaction or ("locked" not in str(error) and "busy" not in str(error)):
+                raise
+            return False  # the lock is taken: wait for it on the thread, with the connection's busy timeout
+        finally:
+            sqlite.execute(f"PRAGMA busy_timeout = {int(waits)}")
+        return True
+
+
+def connect(database: str | Path, *, iter_chunk_size: int = 64, **kwargs: Any) -> Connection:
+    """Open a connection as ``aiosqlite.connect`` does; the sqlite3 connection is used from two threads, in turn."""
+    location = database.decode() if isinstance(database, bytes) else str(database)
+    kwargs["check_same_thread"] = False
+
+    def connector() -> sqlite3.Connection:
+        connection: sqlite3.Connection = sqlite3.connect(location, **kwargs)
+        return connection
+
+    return Connection(connector, iter_chunk_size)
+
+
+def _module() -> types.ModuleType:
+    module = types.ModuleType("jiesu_aiosqlite", __doc__)
+    module.__dict__.update({k: v for k, v in vars(aiosqlite).items() if not k.startswith("__")})
+    module.__version__ = aiosqlite.__version__  # type: ignore[attr-defined]
+    module.connect = connect  # type: ignore[attr-defined]
+    module.Connection = Connection  # type: ignore[attr-defined]
+    return module
+
+
+def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
+    """The DBAPI for SQLAlchemy's aiosqlite dialect (``create_async_engine(..., module=dbapi())``)."""
+    return AsyncAdapt_aiosqlite_dbapi(_module(), sqlite3)
