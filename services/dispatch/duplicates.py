@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, CompoundSelect, bindparam, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import trail
@@ -116,9 +117,7 @@ async def _lookup(session: AsyncSession, ctx: DispatchContext, probes: Sequence[
     window = timedelta(hours=ctx.settings.duplicate_window_hours)
     since = min(p.received_at for p in probes) - window
     kinds = sorted({p.kind for p in probes})
-    callers = sorted({p.caller for p in probes if p.caller})
-    addresses = sorted({p.address for p in probes if p.address})
-    cells: set[int] = set()
+    cells: dict[str, set[int]] = {}  # kind -> the cells within reach of its probes
     wide: set[str] = set()
     for probe in probes:
         if probe.lat is None or probe.lon is None:
@@ -127,18 +126,21 @@ async def _lookup(session: AsyncSession, ctx: DispatchContext, probes: Sequence[
         if near is None:
             wide.add(probe.kind)
         else:
-            cells.update(near)
-    params = {
+            cells.setdefault(probe.kind, set()).update(near)
+    located = sorted(cells.items())
+    size = _bucket(len(located))
+    located += located[-1:] * (size - len(located))  # a repeated kind reads the same rows again: dropped below
+    params: dict[str, object] = {
         "since": since,
-        "kinds": kinds,
-        "callers": callers,
-        "addresses": addresses,
-        "cells": sorted(cells),
+        "callers": sorted({p.caller for p in probes if p.caller}),
+        "addresses": sorted({p.address for p in probes if p.address}),
         "wide": sorted(wide),
     }
+    for i, (kind, reach) in enumerate(located):
+        params |= {f"kind_{i}": kind, f"cells_{i}": sorted(reach)}
     found: dict[str, list[StoredCase]] = {kind: [] for kind in kinds}
     seen: set[str] = set()
-    for row in await session.execute(_LOOKUP, params):
+    for row in await session.execute(_lookup_query(size), params):
         stored = StoredCase._make(row)
         of_kind = found.get(stored.kind_code or "")
         if of_kind is not None and stored.status in OPEN and stored.id not in seen:
@@ -147,24 +149,33 @@ async def _lookup(session: AsyncSession, ctx: DispatchContext, probes: Sequence[
     return found
 
 
-def _lookup_query() -> CompoundSelect[Any]:
-    """Four parts, each an index range: by caller, by address, by cell, and the kinds searched too widely for cells.
+def _bucket(count: int) -> int:
+    """0, or the next power of two: a few statement shapes, each built and compiled once per process."""
+    return 1 << (count - 1).bit_length() if count else 0
 
-    The open-status and kind tests are left to Python for the first two, so the database cannot prefer the status
-    or kind index (a scan of every open case) to the caller's or address's few rows.
+
+@lru_cache(maxsize=16)
+def _lookup_query(kinds: int) -> CompoundSelect[Any]:
+    """Parts that are each an index range: by caller, by address, the kinds searched too widely for cells, and for
+    each of ``kinds`` kinds its cases in the cells near its reports (``cell IN (…) AND kind_code = …``).
+
+    The open-status and kind tests are left to Python for the caller and address parts, so the database cannot
+    prefer the status or kind index (a scan of every open case) to the caller's or address's few rows.
     """
-    since = bindparam("since", type_=Case.received_at.type)
-    kinds: BindParameter[list[str]] = bindparam("kinds", expanding=True)
-    recent = Case.received_at >= since
+    recent = Case.received_at >= bindparam("since", type_=Case.received_at.type)
     return union_all(
         select(*_COMPARED).where(Case.reporter_key.in_(bindparam("callers", expanding=True)), recent),
         select(*_COMPARED).where(Case.address.in_(bindparam("addresses", expanding=True)), recent),
-        select(*_COMPARED).where(Case.cell.in_(bindparam("cells", expanding=True)), Case.kind_code.in_(kinds), recent),
         select(*_COMPARED).where(Case.kind_code.in_(bindparam("wide", expanding=True)), recent, Case.lat.is_not(None)),
+        *(
+            select(*_COMPARED).where(
+                Case.cell.in_(bindparam(f"cells_{i}", expanding=True)),
+                Case.kind_code == bindparam(f"kind_{i}", type_=Case.kind_code.type),
+                recent,
+            )
+            for i in range(kinds)
+        ),
     )
-
-
-_LOOKUP = _lookup_query()
 
 
 async def load_candidates(session: AsyncSession, ctx: DispatchContext, probes: Sequence[Probe]) -> None:

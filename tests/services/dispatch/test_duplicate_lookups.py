@@ -23,7 +23,16 @@ from services.dispatch.settings import DispatchSettings
 from shared.db import create_engine, session_factory
 from shared.guide import SEED_GUIDE
 from shared.migrate import upgrade, upgrade_async
-from tests.services.dispatch.chunking import LIGHT, NOW, in_chunks, one_at_a_time, report
+from tests.services.dispatch.chunking import (
+    GARBAGE,
+    LIGHT,
+    NOISE,
+    NOW,
+    Databases,
+    in_chunks,
+    one_at_a_time,
+    report,
+)
 from tests.services.dispatch.test_duplicate_chunks import outcome
 
 
@@ -148,3 +157,19 @@ async def test_cases_stored_before_cells_get_their_cell_and_a_trimmed_address(
         (None, "西河大街8号"),
         (None, None),
     ]
+
+
+async def test_reports_of_three_kinds_in_one_chunk_each_find_their_own_kinds_case_nearby(databases: Databases) -> None:
+    here = {"lat": 39.9100, "lon": 116.3100}
+    near = {"lat": 39.9105, "lon": 116.3104}  # about 65 m away
+    stored = [report(kind, at=NOW - timedelta(hours=3), location=here) for kind in (LIGHT, NOISE, GARBAGE)]
+    chunk = [report(kind, at=NOW, location=near) for kind in (GARBAGE, LIGHT, NOISE)]
+    ctx, chunked = await databases()
+    _, single = await databases()
+    await in_chunks(stored, ctx, chunked)
+    await in_chunks(chunk, ctx, chunked)
+    await one_at_a_time(stored + chunk, ctx, single)
+    got, expected = await outcome(chunked), await outcome(single)
+    assert got["cases"] == expected["cases"]
+    merged = [got["cases"][e.data["id"]][2] for e in chunk]
+    assert merged == [stored[2].data["id"], stored[0].data["id"], stored[1].data["id"]]
