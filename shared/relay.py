@@ -7,8 +7,13 @@ import contextlib
 import logging
 import sqlite3
 import zlib
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -213,7 +218,8 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 
 class _LeaderLock:
-    """On PostgreSQL, one relay per outbox publishes at a time (a session advisory lock); others wait."""
+    """One relay per outbox publishes at a time, the others wait: on PostgreSQL a session advisory lock, on a SQLite
+    file an exclusive lock on a file beside the database."""
 
     def __init__(self, engine: AsyncEngine, name: str, stop: asyncio.Event) -> None:
         self.engine = engine
@@ -221,8 +227,12 @@ class _LeaderLock:
         self.stop = stop
         self._conn: AsyncConnection | None = None
         self._listening: tuple[Any, str, Callable[..., None]] | None = None
+        self._file: BinaryIO | None = None
 
     async def __aenter__(self) -> _LeaderLock:
+        if self.engine.dialect.name == "sqlite":
+            await self._take_file_lock()
+            return self
         if self.engine.dialect.name != "postgresql":
             return self
         conn = await self.engine.connect()
@@ -240,9 +250,31 @@ class _LeaderLock:
         self._conn = conn
         return self
 
+    async def _take_file_lock(self) -> None:
+        """On a SQLite file: an exclusive lock on a file beside it, held while this relay leads (released by the
+        operating system when the process dies), so two processes serving one database publish it once."""
+        path = sqlite_file(self.engine)
+        if path is None or fcntl is None:
+            return  # SQLite in memory belongs to one process; without flock (Windows) one relay per file is assumed
+        handle = _lock_file(f"{path}.relay-{self.key}.lock")
+        try:
+            while not self.stop.is_set():
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("relay is standing by: another process publishes this outbox (%s)", handle.name)
+                    await _sleep_or_stop(self.stop, 2.0)
+                    continue
+                self._file = handle
+                return
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()
+
     @property
     def connection(self) -> AsyncConnection | None:
-        """The connection whose session holds the lock (PostgreSQL); None on SQLite, where one relay runs."""
+        """The connection whose session holds the lock (PostgreSQL); None on SQLite, where the lock is a file's."""
         return self._conn
 
     async def listen(self, channel: str, callback: Callable[..., None]) -> bool:
@@ -266,6 +298,14 @@ class _LeaderLock:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await _close_quietly(conn)
+        if self._file is not None:
+            handle, self._file = self._file, None
+            handle.close()  # closing the file gives the lock back
+
+
+def _lock_file(path: str) -> BinaryIO:
+    """The file the relays of one SQLite database lock (created empty; never written)."""
+    return open(path, "a+b")
 
 
 async def _close_quietly(conn: AsyncConnection) -> None:
