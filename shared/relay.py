@@ -7,11 +7,6 @@ import contextlib
 import logging
 import sqlite3
 import zlib
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None  # type: ignore[assignment]
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -23,6 +18,11 @@ from shared.bus.commits import CommitWatch, sqlite_file
 from shared.db import reading
 from shared.events import utcnow
 from shared.outbox import OUTBOX_CHANNEL, MessagingTables, event_from_row
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("jiesu.relay")
 
@@ -236,14 +236,14 @@ class _LeaderLock:
         if self.engine.dialect.name != "postgresql":
             return self
         conn = await self.engine.connect()
+
+        async def advisory() -> bool:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
+            await conn.commit()
+            return bool(got)
+
         try:
-            while not self.stop.is_set():
-                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar()
-                await conn.commit()
-                if got:
-                    break
-                log.info("relay is standing by: another relay publishes this outbox (lock %s)", self.key)
-                await _sleep_or_stop(self.stop, 2.0)
+            await self._stand_by_until(advisory, f"another relay holds lock {self.key}")
         except BaseException:
             await _close_quietly(conn)
             raise
@@ -257,20 +257,32 @@ class _LeaderLock:
         if path is None or fcntl is None:
             return  # SQLite in memory belongs to one process; without flock (Windows) one relay per file is assumed
         handle = _lock_file(f"{path}.relay-{self.key}.lock")
+
+        async def flocked() -> bool:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
-            while not self.stop.is_set():
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.info("relay is standing by: another process publishes this outbox (%s)", handle.name)
-                    await _sleep_or_stop(self.stop, 2.0)
-                    continue
-                self._file = handle
-                return
+            taken = await self._stand_by_until(flocked, f"another process holds {handle.name}")
         except BaseException:
             handle.close()
             raise
-        handle.close()
+        if taken:
+            self._file = handle
+        else:
+            handle.close()
+
+    async def _stand_by_until(self, taken: Callable[[], Awaitable[bool]], holder: str) -> bool:
+        """Try to take the lock every 2 s until it is taken (True) or the relay is stopped (False)."""
+        while not self.stop.is_set():
+            if await taken():
+                return True
+            log.info("relay is standing by: %s and publishes this outbox", holder)
+            await _sleep_or_stop(self.stop, 2.0)
+        return False
 
     @property
     def connection(self) -> AsyncConnection | None:

@@ -31,26 +31,23 @@ _INLINE_ON_CONNECTION = frozenset({"cursor", "rollback", "create_function"})
 _INLINE_ON_CURSOR = frozenset({"execute", "executemany", "fetchone", "fetchmany", "fetchall", "close"})
 
 
-def _inline(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+_HERE, _TRY_LOCK, _THREAD = "here", "try the lock here", "thread"
+
+
+def _where(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """Where a call of aiosqlite's runs: on the caller's thread, the lock tried there first, or on the thread."""
     owner = getattr(fn, "__self__", None)
     name = getattr(fn, "__name__", "")
-    if isinstance(owner, sqlite3.Cursor):
-        if name not in _INLINE_ON_CURSOR:
-            return False
-        if name in ("execute", "executemany") and args and isinstance(args[0], str):
-            return not args[0].lstrip()[:16].upper().startswith(_WAITING)
-        return True
-    return isinstance(owner, sqlite3.Connection) and name in _INLINE_ON_CONNECTION
-
-
-def _takes_write_lock(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-    return (
-        isinstance(getattr(fn, "__self__", None), sqlite3.Cursor)
-        and getattr(fn, "__name__", "") == "execute"
-        and bool(args)
-        and isinstance(args[0], str)
-        and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE"
-    )
+    if isinstance(owner, sqlite3.Connection):
+        return _HERE if name in _INLINE_ON_CONNECTION else _THREAD
+    if not isinstance(owner, sqlite3.Cursor) or name not in _INLINE_ON_CURSOR:
+        return _THREAD
+    if name not in ("execute", "executemany") or not args or not isinstance(args[0], str):
+        return _HERE
+    head = args[0].lstrip()[:16].upper()
+    if name == "execute" and head.startswith("BEGIN IMMEDIATE"):
+        return _TRY_LOCK
+    return _THREAD if head.startswith(_WAITING) else _HERE
 
 
 class Connection(aiosqlite.Connection):
@@ -58,9 +55,10 @@ class Connection(aiosqlite.Connection):
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._running and self._connection is not None:
-            if _inline(fn, args):
+            where = _where(fn, args)
+            if where == _HERE:
                 return fn(*args, **kwargs)
-            if _takes_write_lock(fn, args) and self._lock_at_once(fn, args):
+            if where == _TRY_LOCK and self._lock_at_once(fn, args):
                 return None
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 

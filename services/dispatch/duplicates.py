@@ -237,7 +237,7 @@ async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case
         if other.kind_code == kind and other.id != own and other.status in OPEN and other.received_at >= since:
             pool[other.id] = other
     candidates = sorted(pool.values(), key=lambda c: (c.received_at, c.id))
-    key, lat, lon, address = case.reporter_key, case.lat, case.lon, address_key(case.address)
+    key, lat, lon, address = case.reporter_key, case.lat, case.lon, case.address  # stored trimmed
     found: tuple[StoredCase | Case, str] | None = None
     for other in candidates:
         if key and other.reporter_key == key:
@@ -248,7 +248,7 @@ async def find_duplicate(session: AsyncSession, ctx: DispatchContext, case: Case
             if gap <= ctx.settings.duplicate_distance_m:
                 found = other, f"the same kind of problem {gap:.0f} m away"
                 break
-        if address and address == address_key(other.address):
+        if address and address == other.address:
             found = other, "the same kind of problem at the same address"
             break
     if found is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import uuid
@@ -194,10 +195,14 @@ class Load:
             slots.release()
         if answer is None:
             return
-        self.answers[str(answer.status_code)] += 1
+        self._count(answer)
         if answer.status_code == 201:
             self.accepted.append(answer.json()["id"])
-        elif len(self.refusals) < 20:
+
+    def _count(self, answer: httpx.Response) -> None:
+        """Count an answer by its status; keep the first refusals whole."""
+        self.answers[str(answer.status_code)] += 1
+        if answer.status_code != 201 and len(self.refusals) < 20:
             self.refusals.append(
                 {"status": answer.status_code, "type": answer.headers.get("content-type"), **answer.json()}
             )
@@ -207,19 +212,16 @@ class Load:
         # during COMMIT (answered 503): only the same external_id again can tell (a replay answers 201 with the first
         # id), so a broken exchange or a 503 is retried with the same body, as the API asks, never dropped.
         deadline = asyncio.get_running_loop().time() + self.resend_for
-        answer: httpx.Response | None = None
-        for attempt in range(1000):
+        for attempt in itertools.count():
             try:
                 answer = await http.post(f"{self.intake}/v1/reports", json=body)
             except httpx.HTTPError as error:
                 self.answers[type(error).__name__] += 1
-                pause = min(0.2 * 2**attempt, 3.0)
+                pause = min(0.2 * 2 ** min(attempt, 4), 3.0)
             else:
                 if answer.status_code != 503:
                     return answer
-                self.answers["503"] += 1
-                if len(self.refusals) < 20:
-                    self.refusals.append({"status": 503, "type": answer.headers.get("content-type"), **answer.json()})
+                self._count(answer)
                 pause = float(answer.headers.get("retry-after", "1"))
             if asyncio.get_running_loop().time() + pause > deadline:
                 break
