@@ -87,12 +87,13 @@ _TURN = "jiesu_write_turn"
 
 
 class _WriteTurns:
-    """Write transactions of one engine take turns on the event loop, first come first served.
+    """Write transactions on one SQLite file take turns on the event loop, first come first served.
 
     SQLite lets one writer at a time into a file; a writer that finds it taken sleeps in SQLite's busy handler in
     growing steps (1, 2, 5, 10 … 100 ms) and so often wakes long after the file was free. Writers of the same
-    process queue here instead and start the moment the previous one commits; other processes (the embedded
-    bus is shared) still meet the busy handler.
+    process queue here instead and start the moment the previous one commits, whichever engine they use (a
+    service has several on its file: requests, consumers, the relay); other processes (the embedded bus is
+    shared) are waited for by ``sqlite_driver`` in short steps.
     """
 
     def __init__(self) -> None:
@@ -124,6 +125,16 @@ class _WriteTurns:
         except MissingGreenlet:  # not inside SQLAlchemy's async bridge: SQLite's busy wait alone
             return
         conn.info[_TURN] = lock
+
+
+_FILES_TURNS: dict[str, _WriteTurns] = {}
+
+
+def _turns_of(database: str | None) -> _WriteTurns:
+    """The turns of a SQLite file, one for all the process's engines on it (an engine's own when in memory)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return _WriteTurns()
+    return _FILES_TURNS.setdefault(str(Path(database).resolve()), _WriteTurns())
 
 
 def _give_back(info: dict[str, Any]) -> None:
@@ -171,7 +182,7 @@ def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Asyn
             options["module"] = sqlite_driver.dbapi()  # statements on the event loop, commits on the thread
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        turns = _WriteTurns()
+        turns = _turns_of(parsed.database)
         event.listen(engine.sync_engine, "begin", turns.begin)
         event.listen(engine.sync_engine, "commit", _end_of_transaction)
         event.listen(engine.sync_engine, "rollback", _end_of_transaction)

@@ -5,8 +5,10 @@ the answer: four trips between threads for one statement, about 250 us of CPU ag
 itself on this project's queries (``bench/sqlite_driver.py``). Here a statement, its fetches and a rollback run at
 once on the caller's thread; only what may wait on the disk or on another process goes to the thread as before:
 connecting (and the pragmas, which may take the file's lock), ``COMMIT`` (the fsync of ``synchronous=FULL``),
-closing, and a ``BEGIN IMMEDIATE`` that finds the write lock held by another process's writer (it is first tried
-here without waiting; only when the lock is taken does it wait on the thread, for as long as that transaction lasts).
+closing. A ``BEGIN IMMEDIATE`` is tried here without waiting; when another process's writer holds the lock it is
+tried again every millisecond or two (``LOCK_STEPS``) while the loop goes on, up to the connection's busy timeout.
+SQLite's own busy handler would sleep in growing steps (1, 2, 5, 10 … 100 ms) and, with three processes writing
+the embedded bus, often woke long after the lock was free or lost it again to a writer that came later.
 
 In WAL mode, which every connection is put in, a statement inside a transaction never waits for another
 connection: readers see their snapshot, and a writer already holds the lock its ``BEGIN IMMEDIATE`` took. A long
@@ -16,7 +18,9 @@ of the process does.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +36,9 @@ _INLINE_ON_CURSOR = frozenset({"execute", "executemany", "fetchone", "fetchmany"
 
 
 _HERE, _TRY_LOCK, _THREAD = "here", "try the lock here", "thread"
+
+# Pauses between tries for a write lock another process holds (seconds): short, as write transactions are.
+LOCK_STEPS = (0.0005, 0.001, 0.001, 0.002)
 
 
 def _where(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
@@ -58,24 +65,30 @@ class Connection(aiosqlite.Connection):
             where = _where(fn, args)
             if where == _HERE:
                 return fn(*args, **kwargs)
-            if where == _TRY_LOCK and self._lock_at_once(fn, args):
-                return None
+            if where == _TRY_LOCK:
+                return await self._lock(fn, args)
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def _lock_at_once(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-        """Take the write lock here if it is free; False (nothing begun) when another connection holds it."""
+    async def _lock(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Begin the write transaction, trying again in short steps while another connection holds the lock."""
         sqlite = self._conn
         (waits,) = sqlite.execute("PRAGMA busy_timeout").fetchone()
+        deadline = time.monotonic() + waits / 1000
+        tries = 0
         sqlite.execute("PRAGMA busy_timeout = 0")
         try:
-            fn(*args)
-        except sqlite3.OperationalError as error:
-            if sqlite.in_transaction or ("locked" not in str(error) and "busy" not in str(error)):
-                raise
-            return False  # the lock is taken: wait for it on the thread, with the connection's busy timeout
+            while True:
+                try:
+                    fn(*args)
+                    return
+                except sqlite3.OperationalError as error:
+                    busy = "locked" in str(error) or "busy" in str(error)
+                    if sqlite.in_transaction or not busy or time.monotonic() >= deadline:
+                        raise
+                await asyncio.sleep(LOCK_STEPS[min(tries, len(LOCK_STEPS) - 1)])
+                tries += 1
         finally:
             sqlite.execute(f"PRAGMA busy_timeout = {int(waits)}")
-        return True
 
 
 def connect(database: str | Path, *, iter_chunk_size: int = 64, **kwargs: Any) -> Connection:

@@ -213,8 +213,11 @@ class EmbeddedBus:
             for reader in list(self._readers):
                 reader.wake()
             return
+        # NOT INDEXED: with the (topic, position) index at hand SQLite groups by walking all of it, a scan of the
+        # whole bus on every look (2.4 ms at 70,000 messages, growing); the rowid range reads only the new rows.
         found = conn.execute(
-            f"SELECT topic, max(position) FROM {messages.name} WHERE position > ? GROUP BY topic", (self._seen,)
+            f"SELECT topic, max(position) FROM {messages.name} NOT INDEXED WHERE position > ? GROUP BY topic",
+            (self._seen,),
         ).fetchall()
         if not found:
             return  # an offset commit, or a write to another table

@@ -124,6 +124,38 @@ async def test_a_publish_on_another_topic_does_not_wake_a_reader(tmp_path: Path)
         await reader_bus.close()
 
 
+async def test_a_look_reads_the_new_messages_only_however_long_the_bus_is(tmp_path: Path) -> None:
+    """Under load the watch looks hundreds of times a second in every process: a look that walked the whole bus
+    (which keeps a week of messages) would cost more with every message kept."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
+    writer, reader_bus = EmbeddedBus(create_engine(url)), EmbeddedBus(create_engine(url), poll_seconds=NEVER)
+    await writer.start()
+    try:
+        for start in range(0, 30_000, 5_000):  # history on other topics: a look has no reason to read it
+            await writer.publish([message(f"jiesu.unit.H{n % 7}", n) for n in range(start, start + 5_000)])
+        reader = await waiting_reader(reader_bus, "jiesu.unit.U1")
+        watch = reader_bus.watch
+        assert watch is not None and watch._conn is not None
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        watch._conn.set_progress_handler(count, 100)  # called every 100 SQLite virtual machine instructions
+        fetching = asyncio.create_task(reader.fetch(timeout=60))
+        await asyncio.sleep(0)
+        await writer.publish([message("jiesu.unit.U1", 1)])
+        assert [d.event.data["n"] for d in await fetching] == [1]
+        assert watch.changes >= 2, "the watch looked after the publish"
+        # A walk over the 30,000 messages' index entries is over 1,000 calls; reading the new rows is a handful.
+        assert steps < 20, f"{steps * 100} instructions for looks that had one new message to find"
+    finally:
+        await writer.close()
+        await reader_bus.close()
+
+
 @asynccontextmanager
 async def sleeping_relay(
     service_url: str, bus_path: Path, *, poll_seconds: float = NEVER

@@ -6,9 +6,10 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import create_engine, reading
@@ -28,6 +29,18 @@ async def test_a_writer_waiting_for_another_process_lock_leaves_the_event_loop_r
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO t (v) VALUES ('ours')"))
 
+        tries: list[int] = []  # the threads that sent BEGIN IMMEDIATE, one entry a try
+
+        def traced(dbapi_connection: Any, _record: Any) -> None:
+            def trace(statement: str) -> None:
+                if statement.startswith("BEGIN IMMEDIATE"):
+                    tries.append(threading.get_ident())
+
+            dbapi_connection.driver_connection._conn.set_trace_callback(trace)
+
+        event.listen(engine.sync_engine, "connect", traced)
+        await engine.dispose()  # connections from here on are traced
+
         writing = asyncio.create_task(write())
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -35,8 +48,13 @@ async def test_a_writer_waiting_for_another_process_lock_leaves_the_event_loop_r
             await asyncio.sleep(0.025)
         assert loop.time() - began < 5, "the event loop was held while the writer waited for the lock"
         assert not writing.done(), "the write waits for the lock (a frozen loop would have seen it time out)"
+        waited = len(tries)
         await asyncio.to_thread(other.execute, "COMMIT")
         await asyncio.wait_for(writing, 10)
+        # It tried again in short steps, from the loop, rather than sleeping in SQLite's busy handler (whose steps
+        # grow to 100 ms, so a lock freed just after one began is taken up to 100 ms late).
+        assert waited > 50, f"{waited} tries in 0.5 s of waiting"
+        assert set(tries) == {threading.get_ident()}
         other.close()
         async with reading(engine) as conn:
             values = (await conn.execute(text("SELECT v FROM t ORDER BY id"))).scalars().all()

@@ -91,21 +91,25 @@ async def test_a_connection_invalidated_mid_transaction_gives_its_turn_back(engi
     assert await logged(engine) == ["after"]
 
 
-async def test_a_writer_in_another_engine_still_waits_for_the_file(engine: AsyncEngine, tmp_path: Path) -> None:
-    # Another process (here: another engine) has no place in this process's queue; SQLite's busy wait serves it.
+async def test_writers_of_every_engine_on_one_file_queue_in_one_line(engine: AsyncEngine, tmp_path: Path) -> None:
+    # A service has several engines on its file (requests, consumers, the relay). Were the other engine's writers
+    # left to SQLite's busy handler, they would sleep in growing steps and the next writer of the first engine
+    # would overtake them the moment the file is free.
     other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
     try:
         holder, release = await holding_a_write(engine, "held")
 
-        async def outsider() -> None:
-            async with other.begin() as conn:
-                await conn.execute(text("insert into log (who) values ('outsider')"))
+        async def writer(on: AsyncEngine, name: str) -> None:
+            async with on.begin() as conn:
+                await conn.execute(text("insert into log (who) values (:who)"), {"who": name})
 
-        late = asyncio.create_task(outsider())
-        await asyncio.sleep(0.2)
-        assert not late.done()
+        queued = []
+        for on, name in ((other, "b"), (engine, "c"), (other, "d"), (engine, "e")):
+            queued.append(asyncio.create_task(writer(on, name)))
+            await asyncio.sleep(0.05)
+        assert not any(task.done() for task in queued)
         release.set()
-        await asyncio.wait_for(asyncio.gather(holder, late), 10)
-        assert await logged(engine) == ["held", "outsider"]
+        await asyncio.wait_for(asyncio.gather(holder, *queued), 10)
+        assert await logged(engine) == ["held", "b", "c", "d", "e"]
     finally:
         await other.dispose()
