@@ -58,6 +58,8 @@ def _sqlite_text(value: datetime | None) -> str | None:
     """A timestamp as SQLite stores it: UTC, no offset, in SQLAlchemy's SQLite DATETIME text form."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the usual case: drop the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -129,9 +129,13 @@ async def _announce(session: AsyncSession) -> None:
     await (await session.connection()).execute(_NOTIFY)
 
 
-def event_from_row(row: Any) -> CloudEvent:
-    """Rebuild the CloudEvent stored in an outbox row."""
-    data = jsontext.loads(row.payload)
+def event_from_row(row: Any, *, with_data: bool = True) -> CloudEvent:
+    """Rebuild the CloudEvent stored in an outbox row.
+
+    ``with_data=False`` leaves the data unread (an empty object) for a caller that sends the row's payload as
+    written (the relay): parsing it only to drop it again was a twentieth of the dispatch process's time.
+    """
+    data = jsontext.loads(row.payload) if with_data else {}
     time: datetime = row.event_time
     return CloudEvent(id=row.id, type=row.type, source=row.source, subject=row.subject, time=time, data=data)
 

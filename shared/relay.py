@@ -115,8 +115,8 @@ class OutboxRelay:
                     OutgoingMessage(
                         topic=self.namespace + row.topic,
                         key=row.aggregateid,
-                        event=event_from_row(row),
-                        body=row.payload,  # as written: the data is encoded once, in the outbox
+                        event=event_from_row(row, with_data=False),
+                        body=row.payload,  # as written: the data is encoded once, in the outbox, and not parsed
                     )
                     for row in rows
                 ]
