@@ -3,17 +3,18 @@
 aiosqlite hands every call (make a cursor, execute, fetch, close the cursor) to a thread of its own and waits for
 the answer: four trips between threads for one statement, about 250 us of CPU against 25 us for the statement
 itself on this project's queries (``bench/sqlite_driver.py``). Here a statement, its fetches and a rollback run at
-once on the caller's thread; only what may wait on the disk or on another process goes to the thread as before:
+once on the caller's thread; what may wait on the disk or on another process, or runs long, goes to the thread:
 connecting (and the pragmas, which may take the file's lock), ``COMMIT`` (the fsync of ``synchronous=FULL``),
-closing. A ``BEGIN IMMEDIATE`` is tried here without waiting; when another process's writer holds the lock it is
-tried again every millisecond or two (``LOCK_STEPS``) while the loop goes on, up to the connection's busy timeout.
+``ANALYZE`` and ``VACUUM`` (housekeeping's long passes), closing. A ``BEGIN IMMEDIATE`` is tried here without
+waiting; when another process's writer holds the lock it is tried again every millisecond or two (``LOCK_STEPS``)
+while the loop goes on, up to the connection's busy timeout.
 SQLite's own busy handler would sleep in growing steps (1, 2, 5, 10 … 100 ms) and, with three processes writing
 the embedded bus, often woke long after the lock was free or lost it again to a writer that came later.
 
 In WAL mode, which every connection is put in, a statement inside a transaction never waits for another
 connection: readers see their snapshot, and a writer already holds the lock its ``BEGIN IMMEDIATE`` took. A long
-statement (a housekeeping batch, a count over a large table) holds the event loop while it runs, as any CPU work
-of the process does.
+statement (a housekeeping batch of deletes, a count over a large table) holds the event loop while it runs, as any
+CPU work of the process does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 
 # Statements that may wait for the file's lock or the disk: sent to the connection's thread.
-_WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "PRAGMA", "VACUUM", "COMMIT", "END", "CHECKPOINT")
+_WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "PRAGMA", "VACUUM", "ANALYZE", "COMMIT", "END", "CHECKPOINT")
 _INLINE_ON_CONNECTION = frozenset({"cursor", "rollback", "create_function"})
 _INLINE_ON_CURSOR = frozenset({"execute", "executemany", "fetchone", "fetchmany", "fetchall", "close"})
 
