@@ -30,7 +30,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 
-# Statements that may wait for the file's lock or the disk: sent to the connection's thread.
+# Statements that may wait for the file's lock or the disk, or run long: sent to the connection's thread.
 _WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "PRAGMA", "VACUUM", "ANALYZE", "COMMIT", "END", "CHECKPOINT")
 _INLINE_ON_CONNECTION = frozenset({"cursor", "rollback", "create_function"})
 _INLINE_ON_CURSOR = frozenset({"execute", "executemany", "fetchone", "fetchmany", "fetchall", "close"})
