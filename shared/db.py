@@ -7,8 +7,9 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from asyncpg.exceptions import (  # type: ignore[import-untyped]
     CannotConnectNowError,
@@ -54,15 +55,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return _sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
 
 
+# Texts of recent timestamps: one report's rows repeat a few instants (its "now", its deadlines) dozens of times, and
+# a lookup is a fiftieth of a conversion. Equal instants have equal texts whatever their offset, so equality is the key.
+_TEXTS: dict[datetime, str] = {}
+_TEXTS_KEPT = 4096
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
     """A timestamp as SQLite stores it: UTC, no offset, in SQLAlchemy's SQLite DATETIME text form."""
     if value is None:
         return None
-    if value.tzinfo is UTC:  # the usual case: drop the "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
+    if value.tzinfo is None:  # before the lookup: a naive value must fail, not match an aware one's text
         raise ValueError("timestamps must be timezone-aware")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    text = _TEXTS.get(value)
+    if text is None:
+        if value.tzinfo is UTC:  # the usual case: drop the "+00:00"
+            text = value.isoformat(" ", "microseconds")[:-6]
+        else:
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if len(_TEXTS) >= _TEXTS_KEPT:
+            _TEXTS.clear()
+        _TEXTS[value] = text
+    return text
 
 
 def is_sqlite(url: str) -> bool:
@@ -226,6 +240,81 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class _RowsPlan(NamedTuple):
+    """How rows of one shape go straight to SQLite's driver: the statement, each row's values, their conversions."""
+
+    sql: str
+    values: Callable[[dict[str, Any]], tuple[Any, ...]]
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
+    width: int
+
+
+# Plans by table and the rows' columns. Every SQLite engine here is made by create_engine, so any of them converts
+# values alike (the same JSON writer): the first engine's conversions serve them all.
+_PLANS: dict[tuple[Table, tuple[str, ...]], _RowsPlan | None] = {}
+
+
+def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPlan | None:
+    """The straight path for rows naming these columns, or None where SQLAlchemy must fill something in."""
+    columns = [table.c.get(key) for key in keys]
+    named = {column.key for column in columns if column is not None}
+    if len(named) != len(keys) or any(c.default is not None for c in table.c if c.key not in named):
+        return None  # an unknown key, or a column left out whose default Python computes
+    conversions = []
+    for index, column in enumerate(columns):
+        assert column is not None
+        convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            conversions.append((index, convert))
+    prepare = dialect.identifier_preparer
+    names = ", ".join(prepare.format_column(column) for column in columns if column is not None)
+    marks = ", ".join("?" * len(keys))
+    getter = itemgetter(*keys)
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = getter if len(keys) > 1 else lambda row: (getter(row),)
+    return _RowsPlan(
+        f"INSERT INTO {prepare.format_table(table)} ({names}) VALUES ({marks})", values, tuple(conversions), len(keys)
+    )
+
+
+async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows (column key -> Python value) in one statement of the caller's transaction.
+
+    On SQLite, rows that all name the same columns, none of them left to a default Python computes, go to the driver
+    as tuples: SQLAlchemy's compiling and its per-row parameter dictionaries cost more than SQLite's inserting. Values
+    are converted by the columns' own types, as SQLAlchemy would; anything else takes SQLAlchemy's insert.
+    """
+    if not rows:
+        return
+    if isinstance(executor, AsyncSession):
+        await executor.flush()  # the ORM's pending rows first: these may refer to them
+        connection = await executor.connection()
+    else:
+        connection = executor
+    dialect = connection.dialect
+    plan = None
+    if dialect.name == "sqlite":
+        keys = tuple(rows[0])
+        shape = (table, keys)
+        plan = _PLANS[shape] if shape in _PLANS else _PLANS.setdefault(shape, _rows_plan(table, keys, dialect))
+    if plan is None or any(len(row) != plan.width for row in rows):
+        await connection.execute(insert(table), rows)
+        return
+    try:
+        if plan.conversions:
+            params: list[tuple[Any, ...]] = []
+            for row in rows:
+                values = list(plan.values(row))
+                for index, convert in plan.conversions:
+                    values[index] = convert(values[index])
+                params.append(tuple(values))
+        else:
+            params = [plan.values(row) for row in rows]
+    except KeyError:  # a row names other columns than the first: SQLAlchemy sorts that out (or says what is wrong)
+        await connection.execute(insert(table), rows)
+        return
+    await connection.exec_driver_sql(plan.sql, params)
+
+
 _BUFFER = "jiesu.write_buffer"
 
 
@@ -257,8 +346,7 @@ class WriteBuffer:
         await session.flush()  # the ORM's pending rows first: buffered rows may refer to them
         inserts, self.inserts = self.inserts, {}
         for table, rows in inserts.items():
-            if rows:
-                await session.execute(insert(table), rows)
+            await insert_rows(session, table, rows)
         merges, self.merges = self.merges, {}
         for name in sorted(merges):  # one order of tables for every chunk, so concurrent chunks never deadlock
             write, state = merges[name]

@@ -13,14 +13,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    insert,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import jsontext
-from shared.db import BigIntKey, UTCDateTime, write_buffer
+from shared.db import BigIntKey, UTCDateTime, insert_rows, write_buffer
 from shared.events import CloudEvent, utcnow
 
 # On PostgreSQL a transaction that writes outbox rows also notifies this channel; PostgreSQL delivers it when the
@@ -113,7 +112,7 @@ async def add_events(
     if buffer is not None:
         buffer.add(tables.outbox, rows)
     else:
-        await session.execute(insert(tables.outbox), rows)
+        await insert_rows(session, tables.outbox, rows)
     await _announce(session)
 
 

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.dispatch import lifecycle, trail
@@ -20,7 +20,7 @@ from services.dispatch.context import DispatchContext
 from services.dispatch.models import Case, CaseTask, Timer
 from services.dispatch.workdays import add_working_days
 from shared import topics
-from shared.db import flush_buffer, write_buffer
+from shared.db import flush_buffer, insert_rows, write_buffer
 from shared.events import utcnow
 
 log = logging.getLogger("jiesu.dispatch.timers")
@@ -71,12 +71,12 @@ async def _add(session: AsyncSession, case: Case, rows: list[tuple[str, datetime
     if not rows:
         return
     values = [{"case_id": case.id, "kind": kind, "unit_code": unit, "due_at": at} for kind, at in rows]
+    table = Timer.__table__
+    assert isinstance(table, Table)
     buffer = write_buffer(session)
     if buffer is None:
-        await session.execute(insert(Timer), values)
+        await insert_rows(session, table, values)
     else:
-        table = Timer.__table__
-        assert isinstance(table, Table)
         buffer.add(table, values)
 
 

@@ -15,11 +15,11 @@ from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, JSON, Table, Text, bindparam, insert, select, text, update
+from sqlalchemy import ARRAY, JSON, Table, Text, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import EvaluatedCase, ReportPlace
-from shared.db import write_buffer
+from shared.db import insert_rows, write_buffer
 from shared.events import CloudEvent
 
 _KEY = "evaluation.chunk"
@@ -209,7 +209,7 @@ async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
     """
     if chunk.new_places:
         rows = [dict(zip(PLACE_COLUMNS, _place_values(p), strict=True)) for p in chunk.new_places]
-        await session.execute(insert(_PLACES), rows)
+        await insert_rows(session, _PLACES, rows)
         chunk.new_places = []
     if chunk.new_cases:
         await _insert_cases(session, chunk.new_cases)
@@ -242,4 +242,4 @@ async def _insert_cases(session: AsyncSession, cases: list[CaseRow]) -> None:
                 del row[name]
         groups.setdefault(tuple(row), []).append(row)
     for rows in groups.values():
-        await session.execute(insert(_CASES), rows)
+        await insert_rows(session, _CASES, rows)

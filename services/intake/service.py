@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, String, Table, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Boolean, String, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from services.intake.canonical import canonical_report
 from services.intake.models import CaseNumberCounter, Report, messaging
 from services.intake.schemas import Location, ReportCreate, Reporter, ReporterMasked, ReporterRevealed, ReportRead
 from shared import topics
-from shared.db import UTCDateTime, write_buffer
+from shared.db import UTCDateTime, insert_rows, write_buffer
 from shared.events import CloudEvent, utcnow
 from shared.ids import time_ordered_id
 from shared.outbox import add_events
@@ -140,7 +140,7 @@ async def accept_reports(
     ]
     table = Report.__table__
     assert isinstance(table, Table)
-    await session.execute(insert(table), rows)
+    await insert_rows(session, table, rows)
     await add_events(
         session,
         messaging,

@@ -22,7 +22,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import jsontext
 from shared.bus.base import Delivery, OutgoingMessage
 from shared.bus.commits import CommitWatch, sqlite_file
-from shared.db import BigIntKey, UTCDateTime, reading
+from shared.db import BigIntKey, UTCDateTime, insert_rows, reading
 from shared.events import CloudEvent, utcnow
 
 metadata = MetaData()
@@ -114,7 +113,7 @@ class EmbeddedBus:
         async with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _APPEND_LOCK_ID})
-            await conn.execute(insert(messages), rows)
+            await insert_rows(conn, messages, rows)
         if self.watch is not None:
             self.watch.prod()
         async with self._appended:

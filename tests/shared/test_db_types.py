@@ -36,6 +36,21 @@ def test_the_text_is_what_sqlalchemy_s_sqlite_datetime_writes() -> None:
         ours(datetime(2026, 11, 27, 16, 0))
 
 
+def test_a_repeated_instant_gets_its_text_again_whatever_its_offset() -> None:
+    convert = UTCDateTime().bind_processor(sqlite.dialect())
+    assert convert is not None
+    instant = datetime(2026, 11, 28, 8, 0, 0, 250000, tzinfo=BEIJING)
+    first = convert(instant)
+    assert convert(instant.astimezone(UTC)) == first == "2026-11-28 00:00:00.250000"
+    assert convert(instant + timedelta(microseconds=1)) == "2026-11-28 00:00:00.250001"
+    # The naive wall time of a text already given is still refused, not matched to it.
+    with pytest.raises(ValueError, match="timezone-aware"):
+        convert(instant.astimezone(UTC).replace(tzinfo=None))
+    for n in range(10_000):  # many instants later the first is still written right
+        convert(instant + timedelta(seconds=n + 1))
+    assert convert(instant) == first
+
+
 async def test_stored_times_come_back_equal_and_compare_in_order(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'stamps.db'}")
     try:

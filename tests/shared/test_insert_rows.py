@@ -1,0 +1,164 @@
+"""Plain rows inserted straight to SQLite's driver are stored exactly as SQLAlchemy's insert stores them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Boolean, Column, LargeBinary, MetaData, String, Table, event, insert, text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import BigIntKey, UTCDateTime, create_engine, insert_rows, reading, session_factory
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def shaped(name: str, metadata: MetaData) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("seq", BigIntKey, primary_key=True, autoincrement=True),
+        Column("id", String(36), nullable=False, unique=True),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("done_at", UTCDateTime(), nullable=True),
+        Column("body", LargeBinary, nullable=False),
+        Column("detail", JSON, nullable=True),
+        Column("urgent", Boolean, nullable=False),
+        Column("note", String(20), server_default="none"),
+        Column("label", String(20), default=lambda: "from python"),
+    )
+
+
+metadata = MetaData()
+THEIRS = shaped("theirs", metadata)
+OURS = shaped("ours", metadata)
+
+
+def rows() -> list[dict[str, Any]]:
+    at = datetime(2026, 11, 28, 8, 30, 0, 5, tzinfo=BEIJING)
+    return [
+        {
+            "id": f"row-{n}",
+            "at": at + timedelta(minutes=n),
+            "done_at": None if n % 2 else at.astimezone(UTC),
+            "body": bytes([n, 0, 255]),
+            "detail": None if n == 3 else {"unit": "市水务局", "n": n, "list": [1.5, None]},
+            "urgent": n % 3 == 0,
+            "label": f"given {n}",
+        }
+        for n in range(5)
+    ]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rows.db'}")
+    async with made.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield made
+    await made.dispose()
+
+
+async def stored(engine: AsyncEngine, table: Table) -> list[tuple[Any, ...]]:
+    """The table's rows as SQLite holds them (texts, numbers, blobs), not as SQLAlchemy reads them back."""
+    async with reading(engine) as conn:
+        return [tuple(row) for row in await conn.exec_driver_sql(f"select * from {table.name} order by seq")]
+
+
+def compiled_statements(engine: AsyncEngine) -> list[bool]:
+    """For each insert sent from now on, whether SQLAlchemy compiled it (False: it went to the driver as is)."""
+    seen: list[bool] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        if statement.startswith("INSERT"):
+            seen.append(context.compiled is not None)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    return seen
+
+
+async def test_rows_go_to_the_driver_and_are_stored_as_sqlalchemy_stores_them(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(insert(THEIRS), rows())
+    sent = compiled_statements(engine)
+    async with engine.begin() as conn:
+        await insert_rows(conn, OURS, rows())
+    assert sent == [False]  # one statement, not compiled by SQLAlchemy
+    ours, theirs = await stored(engine, OURS), await stored(engine, THEIRS)
+    assert ours == theirs
+    assert ours[0][2] == "2026-11-28 00:30:00.000005"  # UTC text, whatever offset the value had
+    assert ours[3][5] == "null" and ours[1][5] == '{"unit":"市水务局","n":1,"list":[1.5,null]}'
+    assert [row[7] for row in ours] == ["none"] * 5  # the server's default for the column left out
+
+
+async def test_a_column_left_to_a_python_default_takes_sqlalchemy_s_insert(engine: AsyncEngine) -> None:
+    plain = [{k: v for k, v in row.items() if k != "label"} for row in rows()]
+    sent = compiled_statements(engine)
+    async with engine.begin() as conn:
+        await insert_rows(conn, OURS, plain)
+    assert sent == [True]
+    assert [row[8] for row in await stored(engine, OURS)] == ["from python"] * 5
+
+
+async def test_rows_of_mixed_shapes_fare_as_with_sqlalchemy_s_insert(engine: AsyncEngine) -> None:
+    mixed = rows()
+    mixed[2]["note"] = "given"  # one more column than the first row
+    mixed[4]["note"] = "other"  # as many columns as the first, not the same ones
+    del mixed[4]["done_at"]
+    with pytest.raises(StatementError, match="done_at"):  # what SQLAlchemy's insert says of them
+        async with engine.begin() as conn:
+            await insert_rows(conn, OURS, mixed)
+    assert await stored(engine, OURS) == []
+    del mixed[4]
+    async with engine.begin() as conn:
+        await conn.execute(insert(THEIRS), mixed)
+        await insert_rows(conn, OURS, mixed)
+    assert await stored(engine, OURS) == await stored(engine, THEIRS)
+    assert len(await stored(engine, OURS)) == 4
+
+
+async def test_a_naive_timestamp_is_refused_and_nothing_is_stored(engine: AsyncEngine) -> None:
+    bad = rows()
+    bad[3]["at"] = datetime(2026, 11, 28, 8, 30)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        async with engine.begin() as conn:
+            await insert_rows(conn, OURS, bad)
+    assert await stored(engine, OURS) == []
+
+
+async def test_a_session_s_pending_objects_are_written_before_the_rows(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("create table parent (id text primary key)"))
+        await conn.execute(text("create table child (id text primary key, parent text not null references parent)"))
+    parents = Table("parent", MetaData(), Column("id", String, primary_key=True))
+    children = Table("child", parents.metadata, Column("id", String, primary_key=True), Column("parent", String))
+    async with session_factory(engine)() as session, session.begin():
+        await session.execute(insert(parents), [{"id": "p"}])
+        await insert_rows(session, children, [{"id": "c", "parent": "p"}])
+    async with reading(engine) as conn:
+        assert (await conn.exec_driver_sql("select id, parent from child")).all() == [("c", "p")]
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        async with engine.begin() as conn:
+            await insert_rows(conn, children, [{"id": "d", "parent": "nobody"}])
+
+
+async def test_on_postgresql_the_rows_take_sqlalchemy_s_insert(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        sent = compiled_statements(engine)
+        async with engine.begin() as conn:
+            await insert_rows(conn, OURS, rows())
+        assert sent and all(sent)
+        async with reading(engine) as conn:
+            got = (await conn.execute(OURS.select().order_by(OURS.c.seq))).all()
+        assert [(row.id, row.at, row.detail, row.note) for row in got] == [
+            (row["id"], row["at"], row["detail"], "none") for row in rows()
+        ]
+    finally:
+        await engine.dispose()
