@@ -295,7 +295,9 @@ async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, ro
     if dialect.name == "sqlite":
         keys = tuple(rows[0])
         shape = (table, keys)
-        plan = _PLANS[shape] if shape in _PLANS else _PLANS.setdefault(shape, _rows_plan(table, keys, dialect))
+        if shape not in _PLANS:
+            _PLANS[shape] = _rows_plan(table, keys, dialect)
+        plan = _PLANS[shape]
     if plan is None or any(len(row) != plan.width for row in rows):
         await connection.execute(insert(table), rows)
         return

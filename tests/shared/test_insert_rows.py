@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Boolean, Column, LargeBinary, MetaData, String, Table, event, insert, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, LargeBinary, MetaData, String, Table, event, insert
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import BigIntKey, UTCDateTime, create_engine, insert_rows, reading, session_factory
 
@@ -130,20 +131,31 @@ async def test_a_naive_timestamp_is_refused_and_nothing_is_stored(engine: AsyncE
     assert await stored(engine, OURS) == []
 
 
+class _Base(DeclarativeBase):
+    pass
+
+
+class Parent(_Base):
+    __tablename__ = "parent"
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+
+
+CHILDREN = Table(
+    "child", _Base.metadata, Column("id", String, primary_key=True), Column("parent", ForeignKey("parent.id"))
+)
+
+
 async def test_a_session_s_pending_objects_are_written_before_the_rows(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("create table parent (id text primary key)"))
-        await conn.execute(text("create table child (id text primary key, parent text not null references parent)"))
-    parents = Table("parent", MetaData(), Column("id", String, primary_key=True))
-    children = Table("child", parents.metadata, Column("id", String, primary_key=True), Column("parent", String))
+        await conn.run_sync(_Base.metadata.create_all)
     async with session_factory(engine)() as session, session.begin():
-        await session.execute(insert(parents), [{"id": "p"}])
-        await insert_rows(session, children, [{"id": "c", "parent": "p"}])
+        session.add(Parent(id="p"))  # pending: not yet sent to the database
+        await insert_rows(session, CHILDREN, [{"id": "c", "parent": "p"}])
     async with reading(engine) as conn:
         assert (await conn.exec_driver_sql("select id, parent from child")).all() == [("c", "p")]
-    with pytest.raises(Exception, match="FOREIGN KEY"):
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):  # the rows do meet the foreign key
         async with engine.begin() as conn:
-            await insert_rows(conn, children, [{"id": "d", "parent": "nobody"}])
+            await insert_rows(conn, CHILDREN, [{"id": "d", "parent": "nobody"}])
 
 
 async def test_on_postgresql_the_rows_take_sqlalchemy_s_insert(pg_url: str) -> None:
