@@ -276,12 +276,31 @@ def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPl
     )
 
 
+def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """The rows as the driver's tuples, or None when they do not all name the plan's columns."""
+    if any(len(row) != plan.width for row in rows):
+        return None
+    try:
+        if not plan.conversions:
+            return [plan.values(row) for row in rows]
+        params = []
+        for row in rows:
+            values = list(plan.values(row))
+            for index, convert in plan.conversions:
+                values[index] = convert(values[index])
+            params.append(tuple(values))
+        return params
+    except KeyError:  # as many columns as the first row, not the same ones
+        return None
+
+
 async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert plain rows (column key -> Python value) in one statement of the caller's transaction.
 
     On SQLite, rows that all name the same columns, none of them left to a default Python computes, go to the driver
     as tuples: SQLAlchemy's compiling and its per-row parameter dictionaries cost more than SQLite's inserting. Values
-    are converted by the columns' own types, as SQLAlchemy would; anything else takes SQLAlchemy's insert.
+    are converted by the columns' own types, as SQLAlchemy would; anything else takes SQLAlchemy's insert (which
+    sorts rows of mixed shapes out, or says what is wrong with them).
     """
     if not rows:
         return
@@ -298,20 +317,8 @@ async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, ro
         if shape not in _PLANS:
             _PLANS[shape] = _rows_plan(table, keys, dialect)
         plan = _PLANS[shape]
-    if plan is None or any(len(row) != plan.width for row in rows):
-        await connection.execute(insert(table), rows)
-        return
-    try:
-        if plan.conversions:
-            params: list[tuple[Any, ...]] = []
-            for row in rows:
-                values = list(plan.values(row))
-                for index, convert in plan.conversions:
-                    values[index] = convert(values[index])
-                params.append(tuple(values))
-        else:
-            params = [plan.values(row) for row in rows]
-    except KeyError:  # a row names other columns than the first: SQLAlchemy sorts that out (or says what is wrong)
+    params = None if plan is None else _driver_rows(plan, rows)
+    if plan is None or params is None:
         await connection.execute(insert(table), rows)
         return
     await connection.exec_driver_sql(plan.sql, params)
