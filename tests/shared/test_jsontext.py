@@ -58,6 +58,15 @@ def test_integers_beyond_64_bits_come_back_exact() -> None:
     assert jsontext.loads(text)["id"] == 2**70
     assert jsontext.loads(text.encode())["id"] == 2**70
     assert isinstance(jsontext.loads(b"[9223372036854775807]")[0], int)
+    # Below -2**63 takes only 19 digits; orjson alone would read it as a float.
+    assert jsontext.loads(b'{"n": -9223372036854775809}')["n"] == -(2**63) - 1
+    assert jsontext.loads(memoryview(b"[-9999999999999999999]")) == [-9999999999999999999]
+
+
+def test_text_with_a_long_integer_is_still_strict_json() -> None:
+    for text in (b'{"n": 12345678901234567890, "lat": NaN}', '["\\ud800", 12345678901234567890]'):
+        with pytest.raises(json.JSONDecodeError):
+            jsontext.loads(text)
 
 
 @pytest.mark.parametrize(
