@@ -321,7 +321,8 @@ class EmbeddedSubscription:
         low = max(low, self._scanned)
         committed = offsets.alias("o")
         query = (
-            select(messages)
+            # Not appended_at: its text would be parsed into a datetime for every message and never used.
+            select(messages.c.position, messages.c.topic, messages.c.key, messages.c.headers, messages.c.payload)
             .outerjoin(
                 committed,
                 and_(committed.c.group_id == literal(self.group), committed.c.topic == messages.c.topic),
