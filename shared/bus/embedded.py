@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -26,9 +28,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Select
 
 from shared import jsontext
 from shared.bus.base import Delivery, OutgoingMessage
@@ -61,6 +65,9 @@ _APPEND_LOCK_ID = 0x6A696573  # serialises appends on PostgreSQL so positions co
 # A watched reader is woken by commits; it still reads this often on its own, in case a wake-up slipped by.
 _RESYNC_SECONDS = 5.0
 
+
+# What a reader reads of a message; not appended_at, whose text would be parsed into a datetime and never used.
+_READ = (messages.c.position, messages.c.topic, messages.c.key, messages.c.headers, messages.c.payload)
 
 # The topics that got messages after a position, and their last. NOT INDEXED: with the (topic, position) index at
 # hand SQLite groups by walking all of it, the whole bus on every look of the commit watch (2.4 ms at 70,000
@@ -285,6 +292,53 @@ class EmbeddedSubscription:
             )
             self._cursor = {topic: position for topic, position in rows}
 
+    def _by_topic(self, max_records: int) -> Select[Any]:
+        """The next messages of the topics followed: each topic's own index range, at most ``max_records`` each.
+
+        Asking for all the topics at once (``topic IN (...)``) made SQLite read every waiting message of every topic
+        and sort them before the limit, so a reader of several topics paid for its whole backlog on each fetch.
+        """
+        parts = []
+        for topic in self.topics:
+            committed = func.coalesce(
+                select(offsets.c.position)
+                .where(offsets.c.group_id == self.group, offsets.c.topic == topic)
+                .scalar_subquery(),
+                0,
+            )
+            seen = literal(max(self._cursor.get(topic, 0), self._scanned))
+            # One lower bound, the greater of the two, so that the index range starts there (with two, SQLite may
+            # start at the committed position and step over everything read since).
+            parts.append(
+                select(messages.c.position)
+                .where(messages.c.topic == topic)
+                .where(messages.c.position > case((committed > seen, committed), else_=seen))
+                .order_by(messages.c.position)
+                .limit(max_records)
+            )
+        if len(parts) == 1:
+            wanted = parts[0]
+        else:  # positions only (the index holds them): the messages themselves are read for those kept alone
+            merged = union_all(*(select(part.subquery()) for part in parts)).subquery()
+            wanted = select(merged.c.position).order_by(merged.c.position).limit(max_records)
+        return select(*_READ).where(messages.c.position.in_(wanted)).order_by(messages.c.position)
+
+    def _by_pattern(self, max_records: int) -> Select[Any]:
+        """The next messages of the topics matching the pattern (or named), in the order they were appended."""
+        committed = offsets.alias("o")
+        return (
+            select(*_READ)
+            .outerjoin(
+                committed,
+                and_(committed.c.group_id == literal(self.group), committed.c.topic == messages.c.topic),
+            )
+            .where(or_(*self._topic_filter()))  # type: ignore[arg-type]
+            .where(messages.c.position > func.coalesce(committed.c.position, 0))
+            .where(messages.c.position > self._scanned)
+            .order_by(messages.c.position)
+            .limit(max_records)
+        )
+
     def _topic_filter(self) -> list[object]:
         clauses: list[object] = []
         if self.topics:
@@ -317,22 +371,7 @@ class EmbeddedSubscription:
                 await asyncio.wait_for(self._woken.wait(), max(0.0, min(remaining, resync)))
 
     async def _read(self, max_records: int) -> list[Delivery]:
-        low = min((self._cursor.get(t, 0) for t in self.topics), default=0) if self.pattern is None else 0
-        low = max(low, self._scanned)
-        committed = offsets.alias("o")
-        query = (
-            # Not appended_at: its text would be parsed into a datetime for every message and never used.
-            select(messages.c.position, messages.c.topic, messages.c.key, messages.c.headers, messages.c.payload)
-            .outerjoin(
-                committed,
-                and_(committed.c.group_id == literal(self.group), committed.c.topic == messages.c.topic),
-            )
-            .where(or_(*self._topic_filter()))  # type: ignore[arg-type]
-            .where(messages.c.position > func.coalesce(committed.c.position, 0))
-            .where(messages.c.position > low)
-            .order_by(messages.c.position)
-            .limit(max_records)
-        )
+        query = self._by_topic(max_records) if self.pattern is None else self._by_pattern(max_records)
         async with reading(self.bus.engine) as conn:
             rows = (await conn.execute(query)).all()
         if rows:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from shared.bus.base import OutgoingMessage
 from shared.bus.embedded import EmbeddedBus
@@ -31,5 +34,40 @@ async def test_a_pattern_reader_that_never_commits_reads_on_past_the_fetch_size(
                 seen += [int(d.event.data["n"]) for d in got]
         assert seen == list(range(900)), "every matching message once, in order"
         assert await reader.fetch(max_records=120, timeout=0.1) == []
+    finally:
+        await bus.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def bus_url(request: pytest.FixtureRequest, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]) -> str:
+    return await pg_databases() if request.param == "postgres" else f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}"
+
+
+async def test_a_reader_of_several_topics_gets_each_message_once_in_the_order_appended(bus_url: str) -> None:
+    bus = EmbeddedBus(create_engine(bus_url), poll_seconds=0.01)
+    await bus.start()
+    try:
+        # Uneven topics (most on A, few on B) and one not followed, so a fetch's messages come from both topics.
+        batch = [message("jiesu.a" if n % 7 else "jiesu.b", n) for n in range(700)]
+        batch = [m for pair in zip(batch, [message("jiesu.c", -1)] * 700, strict=True) for m in pair]
+        await bus.publish(batch)
+        reader = bus.subscribe(group="both", topics=["jiesu.a", "jiesu.b"])
+        await reader.start()
+        first = await reader.fetch(max_records=50, timeout=1.0)
+        assert [int(d.event.data["n"]) for d in first] == list(range(50))
+        await reader.commit(first)
+        await reader.close()
+
+        again = bus.subscribe(group="both", topics=["jiesu.b", "jiesu.a"])
+        await again.start()
+        # Before it reads, another reader of the group reads on and commits: it goes on after that commit.
+        other = bus.subscribe(group="both", topics=["jiesu.a", "jiesu.b"])
+        await other.start()
+        await other.commit(await other.fetch(max_records=50, timeout=1.0))
+        await other.close()
+        seen: list[int] = []
+        while got := await again.fetch(max_records=50, timeout=0.2):
+            seen += [int(d.event.data["n"]) for d in got]
+        assert seen == list(range(100, 700)), "after the last commit, in the order appended, each once"
     finally:
         await bus.close()
