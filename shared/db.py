@@ -241,7 +241,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class _RowsPlan(NamedTuple):
-    """How rows of one shape go straight to SQLite's driver: the statement, each row's values, their conversions."""
+    """How rows of one shape go straight to the driver: the statement, each row's values, their conversions.
+
+    On SQLite ``sql`` is the whole insert of one row's values; on PostgreSQL it is the insert of one array per column
+    (``unnest``) with ``{}`` where the first parameter's number goes, so that several tables' rows can share one
+    statement.
+    """
 
     sql: str
     values: Callable[[dict[str, Any]], tuple[Any, ...]]
@@ -249,9 +254,17 @@ class _RowsPlan(NamedTuple):
     width: int
 
 
-# Plans by table and the rows' columns. Every SQLite engine here is made by create_engine, so any of them converts
-# values alike (the same JSON writer): the first engine's conversions serve them all.
-_PLANS: dict[tuple[Table, tuple[str, ...]], _RowsPlan | None] = {}
+# Plans by table and the rows' columns, for SQLite and PostgreSQL. Every engine here is made by create_engine, so
+# any of one dialect converts values alike (the same JSON writer): the first engine's conversions serve them all.
+_PLANS: dict[tuple[str, Table, tuple[str, ...]], _RowsPlan | None] = {}
+_ROW_NUMBER = "jiesu_row"  # the ordinality column of a PostgreSQL plan: rows keep their order (and sequence values)
+
+
+def _plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPlan | None:
+    shape = (dialect.name, table, keys)
+    if shape not in _PLANS:
+        _PLANS[shape] = _rows_plan(table, keys, dialect)
+    return _PLANS[shape]
 
 
 def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPlan | None:
@@ -267,13 +280,22 @@ def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPl
         if convert is not None:
             conversions.append((index, convert))
     prepare = dialect.identifier_preparer
-    names = ", ".join(prepare.format_column(column) for column in columns if column is not None)
-    marks = ", ".join("?" * len(keys))
+    names = [prepare.format_column(column) for column in columns if column is not None]
     getter = itemgetter(*keys)
     values: Callable[[dict[str, Any]], tuple[Any, ...]] = getter if len(keys) > 1 else lambda row: (getter(row),)
-    return _RowsPlan(
-        f"INSERT INTO {prepare.format_table(table)} ({names}) VALUES ({marks})", values, tuple(conversions), len(keys)
-    )
+    if dialect.name == "postgresql":
+        arrays = ", ".join(
+            f"${{{index}}}::{column.type.compile(dialect=dialect)}[]"
+            for index, column in enumerate(c for c in columns if c is not None)
+        )
+        read = ", ".join(f"u.{name}" for name in names)
+        sql = (
+            f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) SELECT {read} FROM unnest({arrays}) "
+            f"WITH ORDINALITY AS u({', '.join(names)}, {_ROW_NUMBER}) ORDER BY u.{_ROW_NUMBER}"
+        )
+    else:
+        sql = f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) VALUES ({', '.join('?' * len(keys))})"
+    return _RowsPlan(sql, values, tuple(conversions), len(keys))
 
 
 def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
@@ -294,13 +316,48 @@ def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any,
         return None
 
 
+async def insert_together(
+    connection: AsyncConnection, inserts: dict[Table, list[dict[str, Any]]], *, then: str | None = None
+) -> None:
+    """PostgreSQL: several tables' plain rows in one statement (one round trip), and ``then`` (a parameterless
+    SELECT, e.g. a NOTIFY) in the same statement after them.
+
+    Each table's rows go as one array per column through ``unnest``, in their order; rows of mixed shapes, or
+    leaving a column to a default Python computes, take SQLAlchemy's insert first, on their own.
+    """
+    parts: list[str] = []
+    params: list[list[Any]] = []
+    for table, rows in inserts.items():
+        if not rows:
+            continue
+        plan = _plan(table, tuple(rows[0]), connection.dialect)
+        values = None if plan is None else _driver_rows(plan, rows)
+        if plan is None or values is None:
+            await connection.execute(insert(table), rows)
+            continue
+        parts.append(plan.sql.format(*range(len(params) + 1, len(params) + plan.width + 1)))
+        params.extend(list(column) for column in zip(*values, strict=True))
+    if not parts:
+        if then is not None:
+            await connection.exec_driver_sql(then)
+        return
+    if then is None and len(parts) == 1:
+        statement = parts[0]
+    else:
+        # Data-modifying WITH parts all run to completion whether or not the final query reads them.
+        writes = ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts))
+        statement = f"WITH {writes} {then or 'SELECT 1'}"
+    await connection.exec_driver_sql(statement, tuple(params))
+
+
 async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert plain rows (column key -> Python value) in one statement of the caller's transaction.
 
-    On SQLite, rows that all name the same columns, none of them left to a default Python computes, go to the driver
-    as tuples: SQLAlchemy's compiling and its per-row parameter dictionaries cost more than SQLite's inserting. Values
-    are converted by the columns' own types, as SQLAlchemy would; anything else takes SQLAlchemy's insert (which
-    sorts rows of mixed shapes out, or says what is wrong with them).
+    Rows that all name the same columns, none of them left to a default Python computes, go to the driver as they
+    are: on SQLite as tuples (SQLAlchemy's compiling and its per-row parameter dictionaries cost more than SQLite's
+    inserting), on PostgreSQL as one array per column (``insert_together``). Values are converted by the columns' own
+    types, as SQLAlchemy would; anything else takes SQLAlchemy's insert (which sorts rows of mixed shapes out, or
+    says what is wrong with them).
     """
     if not rows:
         return
@@ -310,13 +367,10 @@ async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, ro
     else:
         connection = executor
     dialect = connection.dialect
-    plan = None
-    if dialect.name == "sqlite":
-        keys = tuple(rows[0])
-        shape = (table, keys)
-        if shape not in _PLANS:
-            _PLANS[shape] = _rows_plan(table, keys, dialect)
-        plan = _PLANS[shape]
+    if dialect.name == "postgresql":
+        await insert_together(connection, {table: rows})
+        return
+    plan = _plan(table, tuple(rows[0]), dialect) if dialect.name == "sqlite" else None
     params = None if plan is None else _driver_rows(plan, rows)
     if plan is None or params is None:
         await connection.execute(insert(table), rows)
@@ -330,12 +384,14 @@ _BUFFER = "jiesu.write_buffer"
 class WriteBuffer:
     """Rows a consumer chunk appends (outbox, trail, timers) kept for one multi-row insert per table at its end.
 
-    Row order is kept per table, so the outbox's sequence still follows the order events were written.
+    Row order is kept per table, so the outbox's sequence still follows the order events were written. On
+    PostgreSQL all the tables' rows, and a query to send after them (``then``: the relays' NOTIFY), are one statement.
     """
 
     def __init__(self) -> None:
         self.inserts: dict[Table, list[dict[str, Any]]] = {}
         self.merges: dict[str, tuple[Callable[[AsyncSession, Any], Awaitable[None]], Any]] = {}
+        self.then: str | None = None  # a parameterless SELECT sent with the rows
 
     def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Queue rows for the table."""
@@ -354,8 +410,15 @@ class WriteBuffer:
         """Write everything queued, one statement per table, then the merged writes."""
         await session.flush()  # the ORM's pending rows first: buffered rows may refer to them
         inserts, self.inserts = self.inserts, {}
-        for table, rows in inserts.items():
-            await insert_rows(session, table, rows)
+        then, self.then = self.then, None
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            await insert_together(connection, inserts, then=then)
+        else:
+            for table, rows in inserts.items():
+                await insert_rows(connection, table, rows)
+            if then is not None:
+                await connection.exec_driver_sql(then)
         merges, self.merges = self.merges, {}
         for name in sorted(merges):  # one order of tables for every chunk, so concurrent chunks never deadlock
             write, state = merges[name]

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import jsontext
-from shared.db import BigIntKey, UTCDateTime, insert_rows, write_buffer
+from shared.db import BigIntKey, UTCDateTime, WriteBuffer, insert_rows, write_buffer
 from shared.events import CloudEvent, utcnow
 
 # On PostgreSQL a transaction that writes outbox rows also notifies this channel; PostgreSQL delivers it when the
@@ -113,10 +113,10 @@ async def add_events(
         buffer.add(tables.outbox, rows)
     else:
         await insert_rows(session, tables.outbox, rows)
-    await _announce(session)
+    await _announce(session, buffer)
 
 
-async def _announce(session: AsyncSession) -> None:
+async def _announce(session: AsyncSession, buffer: WriteBuffer | None) -> None:
     """Once per transaction on PostgreSQL: wake the relay when this transaction commits."""
     if session.bind is None or session.bind.dialect.name != "postgresql":
         return  # SQLite: the relay's commit watch sees the commit by itself
@@ -124,6 +124,9 @@ async def _announce(session: AsyncSession) -> None:
     if transaction is None or session.info.get(_ANNOUNCED) is transaction:
         return
     session.info[_ANNOUNCED] = transaction
+    if buffer is not None:
+        buffer.then = _NOTIFY.text  # in the same statement as the buffered rows, no round trip of its own
+        return
     # On the session's connection, not through the ORM: nothing pending is flushed by it.
     await (await session.connection()).execute(_NOTIFY)
 

@@ -1,19 +1,23 @@
-"""Plain rows inserted straight to SQLite's driver are stored exactly as SQLAlchemy's insert stores them."""
+"""Plain rows inserted straight to the driver (SQLite: tuples; PostgreSQL: arrays) are stored exactly as SQLAlchemy's
+insert stores them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import JSON, Boolean, Column, ForeignKey, LargeBinary, MetaData, String, Table, event, insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import BigIntKey, UTCDateTime, create_engine, insert_rows, reading, session_factory
+from shared.db import BigIntKey, UTCDateTime, buffered_writes, create_engine, insert_rows, reading, session_factory
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -158,19 +162,93 @@ async def test_a_session_s_pending_objects_are_written_before_the_rows(engine: A
             await insert_rows(conn, CHILDREN, [{"id": "d", "parent": "nobody"}])
 
 
-async def test_on_postgresql_the_rows_take_sqlalchemy_s_insert(pg_url: str) -> None:
-    engine = create_engine(pg_url)
+@pytest.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(pg_url)
+    async with made.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_Base.metadata.create_all)
+    yield made
+    await made.dispose()
+
+
+async def pg_stored(engine: AsyncEngine, table: Table) -> list[tuple[Any, ...]]:
+    """The table's rows as PostgreSQL's own texts (timestamps in UTC, JSON as written), in sequence order."""
+    async with reading(engine) as conn:
+        await conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+        found = await conn.exec_driver_sql(
+            f"select seq, id, at::text, done_at::text, encode(body, 'hex'), detail::text, urgent, note, label "
+            f"from {table.name} order by seq"
+        )
+        return [tuple(row) for row in found]
+
+
+async def test_on_postgresql_the_rows_go_as_arrays_and_are_stored_as_sqlalchemy_stores_them(
+    pg_engine: AsyncEngine,
+) -> None:
+    async with pg_engine.begin() as conn:
+        await conn.execute(insert(THEIRS), rows())
+    sent = compiled_statements(pg_engine)
+    async with pg_engine.begin() as conn:
+        await insert_rows(conn, OURS, rows())
+    assert sent == [False]  # one statement for the five rows, not SQLAlchemy's
+    ours = await pg_stored(pg_engine, OURS)
+    assert ours == await pg_stored(pg_engine, THEIRS)
+    assert [row[1] for row in ours] == [f"row-{n}" for n in range(5)]  # the sequence follows the rows' order
+    assert ours[0][2] == "2026-11-28 00:30:00.000005+00"
+    assert ours[3][5] == "null" and ours[1][5] == '{"unit":"市水务局","n":1,"list":[1.5,null]}'
+    assert ours[2][4] == "0200ff" and [row[7] for row in ours] == ["none"] * 5
+
+
+async def test_on_postgresql_other_shapes_take_sqlalchemy_s_insert_and_bad_values_store_nothing(
+    pg_engine: AsyncEngine,
+) -> None:
+    plain = [{k: v for k, v in row.items() if k != "label"} for row in rows()]
+    sent = compiled_statements(pg_engine)
+    async with pg_engine.begin() as conn:
+        await insert_rows(conn, OURS, plain)
+    assert sent == [True]
+    assert [row[8] for row in await pg_stored(pg_engine, OURS)] == ["from python"] * 5
+    bad = rows()
+    bad[3]["at"] = datetime(2026, 11, 28, 8, 30)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        async with pg_engine.begin() as conn:
+            await insert_rows(conn, THEIRS, bad)
+    assert await pg_stored(pg_engine, THEIRS) == []
+
+
+async def test_on_postgresql_a_buffer_s_tables_and_its_notify_are_one_statement_heard_after_the_commit(
+    pg_engine: AsyncEngine, pg_url: str
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(False))
+    await listener.add_listener("buffered", lambda *args: heard.put_nowait(args[3]))
+    sent: list[str] = []
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        sent = compiled_statements(engine)
-        async with engine.begin() as conn:
-            await insert_rows(conn, OURS, rows())
-        assert sent and all(sent)
-        async with reading(engine) as conn:
-            got = (await conn.execute(OURS.select().order_by(OURS.c.seq))).all()
-        assert [(row.id, row.at, row.detail, row.note) for row in got] == [
-            (row["id"], row["at"], row["detail"], "none") for row in rows()
-        ]
+        async with session_factory(pg_engine)() as session, session.begin():
+            async with buffered_writes(session) as buffer:
+                session.add(Parent(id="p"))  # the ORM's pending row: written first, the children refer to it
+                buffer.add(CHILDREN, [{"id": "c1", "parent": "p"}, {"id": "c2", "parent": "p"}])
+                buffer.add(OURS, rows()[:3])
+                buffer.add(CHILDREN, [{"id": "c3", "parent": "p"}])
+                buffer.then = "SELECT pg_notify('buffered', 'chunk')"
+            assert heard.empty()  # written, not yet committed
+            assert len([s for s in sent if "INSERT INTO child" in s]) == 1 and "pg_notify" in sent[-1]
+            assert "INSERT INTO ours" in sent[-1]  # both tables and the NOTIFY: one statement after the ORM's
+        assert await asyncio.wait_for(heard.get(), 5) == "chunk"
+        async with reading(pg_engine) as conn:
+            children = (await conn.exec_driver_sql("select id, parent from child order by id")).all()
+        assert children == [("c1", "p"), ("c2", "p"), ("c3", "p")]
+        assert [row[1] for row in await pg_stored(pg_engine, OURS)] == ["row-0", "row-1", "row-2"]
+        with pytest.raises(IntegrityError, match="foreign key"):  # the statement's rows do meet the foreign key
+            async with (
+                session_factory(pg_engine)() as session,
+                session.begin(),
+                buffered_writes(session) as buffer,
+            ):
+                buffer.add(OURS, rows()[3:])
+                buffer.add(CHILDREN, [{"id": "c4", "parent": "nobody"}])
+        assert len(await pg_stored(pg_engine, OURS)) == 3  # nothing of the failed statement stayed
     finally:
-        await engine.dispose()
+        await listener.close()
