@@ -440,7 +440,14 @@ async def flush_buffer(session: AsyncSession) -> None:
 
 @asynccontextmanager
 async def buffered_writes(session: AsyncSession) -> AsyncIterator[WriteBuffer]:
-    """Buffer appends for the block and write them at its end, inside the caller's transaction."""
+    """Buffer appends for the block and write them at its end, inside the caller's transaction.
+
+    Inside another such block the outer buffer takes them, and they are written at the outer block's end.
+    """
+    outer = write_buffer(session)
+    if outer is not None:
+        yield outer
+        return
     buffer = WriteBuffer()
     session.info[_BUFFER] = buffer
     try:

@@ -11,7 +11,20 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, LargeBinary, MetaData, String, Table, event, insert
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -252,3 +265,16 @@ async def test_on_postgresql_a_buffer_s_tables_and_its_notify_are_one_statement_
         assert len(await pg_stored(pg_engine, OURS)) == 3  # nothing of the failed statement stayed
     finally:
         await listener.close()
+
+
+async def test_a_buffered_block_inside_another_leaves_its_rows_to_the_outer_block(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session, session.begin():
+        async with buffered_writes(session) as outer:
+            async with buffered_writes(session) as inner:
+                inner.add(OURS, rows()[:2])
+            assert inner is outer
+            # The inner block's end wrote nothing: the rows wait for the outer block's.
+            assert (await session.execute(select(func.count()).select_from(OURS))).scalar() == 0
+            outer.add(OURS, rows()[2:])
+        assert (await session.execute(select(func.count()).select_from(OURS))).scalar() == 5
+    assert [row[1] for row in await stored(engine, OURS)] == [f"row-{n}" for n in range(5)]
