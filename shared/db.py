@@ -252,6 +252,7 @@ class _RowsPlan(NamedTuple):
     values: Callable[[dict[str, Any]], tuple[Any, ...]]
     conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
     width: int
+    keys: tuple[str, ...]
 
 
 # Plans by table and the rows' columns, for SQLite and PostgreSQL. Every engine here is made by create_engine, so
@@ -295,7 +296,7 @@ def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPl
         )
     else:
         sql = f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) VALUES ({', '.join('?' * len(keys))})"
-    return _RowsPlan(sql, values, tuple(conversions), len(keys))
+    return _RowsPlan(sql, values, tuple(conversions), len(keys), keys)
 
 
 def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
@@ -316,6 +317,19 @@ def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any,
         return None
 
 
+def _driver_columns(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[list[Any]] | None:
+    """The rows as one list of converted values per column, or None when they do not all name the plan's columns."""
+    if any(len(row) != plan.width for row in rows):
+        return None
+    try:
+        columns = [[row[key] for row in rows] for key in plan.keys]
+    except KeyError:  # as many columns as the first row, not the same ones
+        return None
+    for index, convert in plan.conversions:
+        columns[index] = [convert(value) for value in columns[index]]
+    return columns
+
+
 async def insert_together(
     connection: AsyncConnection, inserts: dict[Table, list[dict[str, Any]]], *, then: str | None = None
 ) -> None:
@@ -331,12 +345,12 @@ async def insert_together(
         if not rows:
             continue
         plan = _plan(table, tuple(rows[0]), connection.dialect)
-        values = None if plan is None else _driver_rows(plan, rows)
-        if plan is None or values is None:
+        columns = None if plan is None else _driver_columns(plan, rows)
+        if plan is None or columns is None:
             await connection.execute(insert(table), rows)
             continue
         parts.append(plan.sql.format(*range(len(params) + 1, len(params) + plan.width + 1)))
-        params.extend(list(column) for column in zip(*values, strict=True))
+        params.extend(columns)
     if not parts:
         if then is not None:
             await connection.exec_driver_sql(then)

@@ -222,6 +222,14 @@ async def test_on_postgresql_other_shapes_take_sqlalchemy_s_insert_and_bad_value
         await insert_rows(conn, OURS, plain)
     assert sent == [True]
     assert [row[8] for row in await pg_stored(pg_engine, OURS)] == ["from python"] * 5
+    mixed = rows()
+    mixed[2]["note"] = "given"  # one more column than the first row
+    mixed[4]["note"] = "other"  # as many columns as the first, not the same ones
+    del mixed[4]["done_at"]
+    with pytest.raises(StatementError, match="done_at"):  # what SQLAlchemy's insert says of them
+        async with pg_engine.begin() as conn:
+            await insert_rows(conn, THEIRS, mixed)
+    assert await pg_stored(pg_engine, THEIRS) == []
     bad = rows()
     bad[3]["at"] = datetime(2026, 11, 28, 8, 30)
     with pytest.raises(ValueError, match="timezone-aware"):
