@@ -421,7 +421,7 @@ class WriteBuffer:
             del rows[mark.get(table, 0) :]
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write everything queued, one statement per table, then the merged writes."""
+        """Write everything queued (SQLite: a statement per table; PostgreSQL: one for all), then the merged writes."""
         await session.flush()  # the ORM's pending rows first: buffered rows may refer to them
         inserts, self.inserts = self.inserts, {}
         then, self.then = self.then, None
