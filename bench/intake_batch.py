@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bench import targets
 from bench.corpus import Corpus
 from bench.intake_ceiling import batch_bodies, post_all, servers
 from bench.loadgen import HEADERS, say, server_process
@@ -195,10 +196,14 @@ def main() -> None:
     parser.add_argument("--skip-server", action="store_true", help="only the in-process profile")
     args = parser.parse_args()
     results = asyncio.run(run(args))
+    if "server" in results:
+        results["targets"] = [targets.batch_verdict(results["server"]["reports_per_s"])]
     text = results.get("in_process", {}).pop("profile", None)
     if text:
         print(text)
     print(json.dumps(results, indent=1))
+    for line in targets.lines(results):
+        say(line)
 
 
 if __name__ == "__main__":

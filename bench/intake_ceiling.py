@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from bench import targets
 from bench.corpus import Corpus
 from bench.loadgen import HEADERS, PYTHON, SERVICE_ENV, closed_loop, create_key, free_port, ready, say, start
 from bench.procstat import Watched
@@ -261,10 +262,13 @@ def main() -> None:
         print(json.dumps(found))
         return
     results = asyncio.run(run(args))
+    results["targets"] = [targets.single_verdict(results["intake_share_of_bare"])]
     text = results.get("in_process", {}).pop("profile", None)
     if text:
         print(text)
     print(json.dumps(results, indent=1))
+    for line in targets.lines(results):
+        say(line)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ time to closed for a sample of cases driven by simulated units and call-backs, C
 process, and in the same run the throughput ceiling of a bare FastAPI endpoint and of intake, closed loop.
 Where the time went is read back from the services' own outbox and inbox tables (``bench.stages``): how long
 events waited in each outbox and how long their trip to each consumer group took. Writes results.json and, when
-matplotlib is installed, chart.png into --out.
+matplotlib is installed, chart.png into --out, and ends with each speed target's verdict: met, missed or not
+judged, by how much, and why (``bench.targets``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench import targets
 from bench.corpus import Corpus
-from bench.procstat import Watched
+from bench.procstat import Watched, machine_shares, machine_ticks
 from bench.stages import percentile, stage_waits
 from shared import topics
 from shared.bus.base import Bus, Subscription
@@ -443,6 +445,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await quiet(watched)
         for w in watched:
             w.begin()
+        machine_before = machine_ticks()
         sampling = True
 
         async def sample() -> None:
@@ -474,6 +477,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await sampler
         for w in watched:
             w.end()
+        machine = machine_shares(machine_before, machine_ticks())
         closes = [c for c in await asyncio.gather(*simulations) if c is not None]
         await units.close()
         e2e = [observer.seen[c] - t for c, t in sent.items() if c in observer.seen]
@@ -491,7 +495,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "mode": args.mode,
             "warmup_seconds": args.warmup_seconds,
-            "machine": {"cpus": os.cpu_count()},
+            "machine": {"cpus": os.cpu_count(), **machine},
             "load": load,
             "end_to_end": {
                 "observed": len(e2e),
@@ -606,12 +610,15 @@ def main() -> None:
         args.warmup_seconds = 20.0 if args.mode == "distributed" else 0.0
     args.out = args.out or ROOT / "bench" / "results" / f"{args.mode}-{int(args.rate)}-{time.strftime('%Y%m%dT%H%M%S')}"
     results = asyncio.run(run(args))
+    results |= targets.judge_load(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     drew = chart(results, args.out / "chart.png")
     brief = {k: v for k, v in results.items() if k not in ("load", "end_to_end")}
     brief["load"] = {k: v for k, v in results["load"].items() if k != "series"}
     brief["end_to_end"] = {k: v for k, v in results["end_to_end"].items() if k != "series"}
     print(json.dumps(brief, indent=1, ensure_ascii=False))
+    for line in targets.lines(results):
+        say(line)
     say(f"results: {args.out / 'results.json'}" + (f", chart: {args.out / 'chart.png'}" if drew else ""))
 
 

@@ -45,6 +45,23 @@ def rss_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
 
+def machine_ticks() -> list[int]:
+    """The machine's CPU time so far by state (/proc/stat: user, nice, system, idle, iowait, irq, softirq, steal)."""
+    return [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def machine_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """How the machine's cores spent a window: busy (anything but idle and waiting for the disk), iowait, steal."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent) or 1
+    _user, _nice, _system, idle, iowait, _irq, _softirq, steal = spent
+    return {
+        "busy_share": round((total - idle - iowait) / total, 3),
+        "iowait_share": round(iowait / total, 3),
+        "steal_share": round(steal / total, 3),
+    }
+
+
 @dataclass
 class Watched:
     """One named process tree: CPU used and peak resident memory over a run."""
