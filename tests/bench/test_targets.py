@@ -112,13 +112,22 @@ def test_a_light_run_does_not_pass_the_peak_targets() -> None:
     # At the rate but not for long enough: still not judged.
     judged = targets.judge_load(_run("distributed", offered=1000, accepted=1000, seconds=60, p99=180.0))
     assert [t["met"] for t in judged["targets"][:2]] == [None, None]
+    assert judged["targets"][0]["by"].startswith("not judged: sustained for 60 s; this run offered 1,000/s")
+
+
+def test_a_short_run_at_the_rate_that_falls_behind_has_missed() -> None:
+    # A minute at 1,000/s that could not keep up: a five-minute run would not do better.
+    judged = targets.judge_load(_run("distributed", offered=1000, accepted=680, seconds=60, p99=94_796.0))
+    rate, p99 = judged["targets"][:2]
+    assert rate["met"] is False and rate["by"] == "missed: 32% short (680 of 1,000/s)"
+    assert p99["met"] is False and p99["by"] == "missed: 94,546 ms over, 379.2x the limit"
 
 
 def test_lost_reports_mean_the_rate_was_not_sustained() -> None:
     for lost in ({"failures": 3}, {"missing": 1}):
         judged = targets.judge_load(_run("embedded", offered=300, accepted=300, seconds=30, p99=120.0, **lost))
         rate = judged["targets"][0]
-        assert rate["met"] is False, lost
+        assert rate["met"] is False and rate["by"].endswith(f", lost {sum(lost.values())})"), lost
         assert rate["measured"].endswith(f"{sum(lost.values())} failed or missing")
 
 
