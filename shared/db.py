@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -244,8 +244,8 @@ class _RowsPlan(NamedTuple):
     """How rows of one shape go straight to the driver: the statement, each row's values, their conversions.
 
     On SQLite ``sql`` is the whole insert of one row's values; on PostgreSQL it is the insert of one array per column
-    (``unnest``) with ``{}`` where the first parameter's number goes, so that several tables' rows can share one
-    statement.
+    (``unnest``) with ``{}`` where each array's parameter number goes, so that several tables' rows can share one
+    statement, and ``rows`` is the SELECT of those arrays' rows in their order (for other statements than an insert).
     """
 
     sql: str
@@ -253,6 +253,19 @@ class _RowsPlan(NamedTuple):
     conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
     width: int
     keys: tuple[str, ...]
+    defaulted: bool  # a column left out has a default Python computes: an insert must take SQLAlchemy's path
+    rows: str = ""
+
+
+class ArrayPart(NamedTuple):
+    """PostgreSQL: one data-modifying statement reading its rows from arrays, one per column.
+
+    ``sql`` has ``{}`` where each array's parameter number goes; several parts share one statement
+    (``insert_together``).
+    """
+
+    sql: str
+    arrays: list[list[Any]]
 
 
 # Plans by table and the rows' columns, for SQLite and PostgreSQL. Every engine here is made by create_engine, so
@@ -269,11 +282,12 @@ def _plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPlan | 
 
 
 def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPlan | None:
-    """The straight path for rows naming these columns, or None where SQLAlchemy must fill something in."""
+    """The straight path for rows naming these columns, or None when one is not the table's."""
     columns = [table.c.get(key) for key in keys]
     named = {column.key for column in columns if column is not None}
-    if len(named) != len(keys) or any(c.default is not None for c in table.c if c.key not in named):
-        return None  # an unknown key, or a column left out whose default Python computes
+    if len(named) != len(keys):
+        return None
+    defaulted = any(c.default is not None for c in table.c if c.key not in named)
     conversions = []
     for index, column in enumerate(columns):
         assert column is not None
@@ -290,13 +304,14 @@ def _rows_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _RowsPl
             for index, column in enumerate(c for c in columns if c is not None)
         )
         read = ", ".join(f"u.{name}" for name in names)
-        sql = (
-            f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) SELECT {read} FROM unnest({arrays}) "
+        rows = (
+            f"SELECT {read} FROM unnest({arrays}) "
             f"WITH ORDINALITY AS u({', '.join(names)}, {_ROW_NUMBER}) ORDER BY u.{_ROW_NUMBER}"
         )
-    else:
-        sql = f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) VALUES ({', '.join('?' * len(keys))})"
-    return _RowsPlan(sql, values, tuple(conversions), len(keys), keys)
+        sql = f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) {rows}"
+        return _RowsPlan(sql, values, tuple(conversions), len(keys), keys, defaulted, rows)
+    sql = f"INSERT INTO {prepare.format_table(table)} ({', '.join(names)}) VALUES ({', '.join('?' * len(keys))})"
+    return _RowsPlan(sql, values, tuple(conversions), len(keys), keys, defaulted)
 
 
 def _driver_rows(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
@@ -330,37 +345,97 @@ def _driver_columns(plan: _RowsPlan, rows: list[dict[str, Any]]) -> list[list[An
     return columns
 
 
+def _arrays(
+    table: Table, rows: list[dict[str, Any]], dialect: Dialect, *, inserting: bool
+) -> tuple[_RowsPlan, list[list[Any]]] | None:
+    """PostgreSQL: the plan for the rows' shape and their arrays, or None when they must take SQLAlchemy's path."""
+    plan = _plan(table, tuple(rows[0]), dialect)
+    if plan is None or (inserting and plan.defaulted):
+        return None
+    columns = _driver_columns(plan, rows)
+    return None if columns is None else (plan, columns)
+
+
+def insert_part(
+    table: Table,
+    rows: list[dict[str, Any]],
+    dialect: Dialect,
+    *,
+    adding: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+) -> ArrayPart | None:
+    """PostgreSQL: the rows' INSERT as a part of a statement, in their order; None where SQLAlchemy must fill in.
+
+    ``adding=(keys, counters)``: an upsert that, where a row with those keys exists, adds the counters to it.
+    """
+    found = _arrays(table, rows, dialect, inserting=True)
+    if found is None:
+        return None
+    plan, arrays = found
+    keys, counters = adding
+    sql = plan.sql
+    if keys:
+        prepare, name = dialect.identifier_preparer, dialect.identifier_preparer.format_table(table)
+        quoted = [prepare.format_column(table.c[key]) for key in keys]
+        added = [prepare.format_column(table.c[counter]) for counter in counters]
+        sets = ", ".join(f"{c} = {name}.{c} + EXCLUDED.{c}" for c in added)
+        sql += f" ON CONFLICT ({', '.join(quoted)}) DO UPDATE SET {sets}"
+    return ArrayPart(sql, arrays)
+
+
+def update_part(table: Table, rows: list[dict[str, Any]], key: str, dialect: Dialect) -> ArrayPart | None:
+    """PostgreSQL: one UPDATE of the rows whose ``key`` column the rows name, setting their other columns."""
+    found = _arrays(table, rows, dialect, inserting=False)
+    if found is None:
+        return None
+    plan, arrays = found
+    prepare, name = dialect.identifier_preparer, dialect.identifier_preparer.format_table(table)
+    columns = {k: prepare.format_column(table.c[k]) for k in plan.keys}
+    sets = ", ".join(f"{c} = u.{c}" for k, c in columns.items() if k != key)
+    sql = f"UPDATE {name} SET {sets} FROM ({plan.rows}) AS u WHERE {name}.{columns[key]} = u.{columns[key]}"
+    return ArrayPart(sql, arrays)
+
+
 async def insert_together(
-    connection: AsyncConnection, inserts: dict[Table, list[dict[str, Any]]], *, then: str | None = None
+    connection: AsyncConnection,
+    inserts: dict[Table, list[dict[str, Any]]],
+    *,
+    then: str | None = None,
+    parts: Sequence[ArrayPart] = (),
 ) -> None:
-    """PostgreSQL: several tables' plain rows in one statement (one round trip), and ``then`` (a parameterless
-    SELECT, e.g. a NOTIFY) in the same statement after them.
+    """PostgreSQL: several tables' plain rows in one statement (one round trip), then ``parts`` (other writes of
+    arrays), and ``then`` (a parameterless SELECT, e.g. a NOTIFY) in the same statement after them; the writes run in
+    that order.
 
     Each table's rows go as one array per column through ``unnest``, in their order; rows of mixed shapes, or
     leaving a column to a default Python computes, take SQLAlchemy's insert first, on their own.
     """
-    parts: list[str] = []
-    params: list[list[Any]] = []
+    writes: list[ArrayPart] = []
     for table, rows in inserts.items():
         if not rows:
             continue
-        plan = _plan(table, tuple(rows[0]), connection.dialect)
-        columns = None if plan is None else _driver_columns(plan, rows)
-        if plan is None or columns is None:
+        part = insert_part(table, rows, connection.dialect)
+        if part is None:
             await connection.execute(insert(table), rows)
             continue
-        parts.append(plan.sql.format(*range(len(params) + 1, len(params) + plan.width + 1)))
-        params.extend(columns)
-    if not parts:
+        writes.append(part)
+    writes.extend(parts)
+    params: list[list[Any]] = []
+    texts: list[str] = []
+    for part in writes:
+        texts.append(part.sql.format(*range(len(params) + 1, len(params) + len(part.arrays) + 1)))
+        params.extend(part.arrays)
+    if not texts:
         if then is not None:
             await connection.exec_driver_sql(then)
         return
-    if then is None and len(parts) == 1:
-        statement = parts[0]
+    if then is None and len(texts) == 1:
+        statement = texts[0]
     else:
-        # Data-modifying WITH parts all run to completion whether or not the final query reads them.
-        writes = ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts))
-        statement = f"WITH {writes} {then or 'SELECT 1'}"
+        # Data-modifying WITH parts all run to completion whether or not the final query reads them, and PostgreSQL
+        # runs them last to first: written in reverse, they run in the order given (the order the tables' locks are
+        # taken in, the same as statement by statement; tests/shared/test_insert_rows.py checks it).
+        joined = ", ".join(f"w{n} AS ({text})" for n, text in reversed(list(enumerate(texts))))
+        statement = f"WITH {joined} {then or 'SELECT 1'}"
     await connection.exec_driver_sql(statement, tuple(params))
 
 
@@ -385,7 +460,7 @@ async def insert_rows(executor: AsyncSession | AsyncConnection, table: Table, ro
         await insert_together(connection, {table: rows})
         return
     plan = _plan(table, tuple(rows[0]), dialect) if dialect.name == "sqlite" else None
-    params = None if plan is None else _driver_rows(plan, rows)
+    params = None if plan is None or plan.defaulted else _driver_rows(plan, rows)
     if plan is None or params is None:
         await connection.execute(insert(table), rows)
         return
@@ -400,11 +475,16 @@ class WriteBuffer:
 
     Row order is kept per table, so the outbox's sequence still follows the order events were written. On
     PostgreSQL all the tables' rows, and a query to send after them (``then``: the relays' NOTIFY), are one statement.
+
+    ``merges`` are writes a chunk sums up as it goes (counters, changed rows), written after the inserts in name
+    order. On PostgreSQL a merge with a builder in ``parts`` joins the same statement: the builder returns its
+    writes as array parts, or None to write as on SQLite (it must then leave its state as it found it).
     """
 
     def __init__(self) -> None:
         self.inserts: dict[Table, list[dict[str, Any]]] = {}
         self.merges: dict[str, tuple[Callable[[AsyncSession, Any], Awaitable[None]], Any]] = {}
+        self.parts: dict[str, Callable[[Dialect, Any], list[ArrayPart] | None]] = {}
         self.then: str | None = None  # a parameterless SELECT sent with the rows
 
     def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -425,16 +505,27 @@ class WriteBuffer:
         await session.flush()  # the ORM's pending rows first: buffered rows may refer to them
         inserts, self.inserts = self.inserts, {}
         then, self.then = self.then, None
+        merges, self.merges = self.merges, {}
+        builders, self.parts = self.parts, {}
+        # One order of tables for every chunk, so concurrent chunks never deadlock (a statement's parts run in the
+        # order given, see insert_together).
+        names = sorted(merges)
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
-            await insert_together(connection, inserts, then=then)
+            parts: list[ArrayPart] = []
+            while names and names[0] in builders:
+                built = builders[names[0]](connection.dialect, merges[names[0]][1])
+                if built is None:
+                    break
+                parts.extend(built)
+                names.pop(0)
+            await insert_together(connection, inserts, then=then, parts=parts)
         else:
             for table, rows in inserts.items():
                 await insert_rows(connection, table, rows)
             if then is not None:
                 await connection.exec_driver_sql(then)
-        merges, self.merges = self.merges, {}
-        for name in sorted(merges):  # one order of tables for every chunk, so concurrent chunks never deadlock
+        for name in names:
             write, state = merges[name]
             await write(session, state)
 

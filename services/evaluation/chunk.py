@@ -3,7 +3,8 @@
 Without it each event looked its case up (and locked it) on its own, a few statements per event. With it the
 chunk's cases and places are read (and locked) in two queries, held as plain rows while the handlers change them,
 and written back at the chunk's end: one INSERT for the new cases, one for the new places and one UPDATE (the same
-columns for every row) for the cases that changed. Outside a consumer chunk (the API, a test calling a handler)
+columns for every row) for the cases that changed; on PostgreSQL these and the chunk's counter upserts (hot spots,
+roll-ups) are parts of one statement. Outside a consumer chunk (the API, a test calling a handler)
 nothing is held: every look-up goes to the database and cases are ORM objects.
 """
 
@@ -13,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ARRAY, JSON, Table, Text, bindparam, select, text, update
+from sqlalchemy import ARRAY, JSON, Dialect, Table, Text, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import EvaluatedCase, ReportPlace
-from shared.db import insert_rows, write_buffer
+from shared.db import ArrayPart, insert_part, insert_rows, update_part, write_buffer
 from shared.events import CloudEvent
 
 _KEY = "evaluation.chunk"
@@ -143,6 +144,7 @@ async def prepare(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
     chunk = Chunk()
     session.info[_KEY] = chunk
     buffer.merges[_WRITE_BACK] = (_write_back, chunk)
+    buffer.parts[_WRITE_BACK] = _write_back_parts
     ids = sorted({case_id for event in events if (case_id := case_id_of(event)) is not None})
     if not ids:
         return
@@ -200,22 +202,24 @@ async def place(session: AsyncSession, case_id: str) -> Place | None:
     return await session.get(ReportPlace, case_id)
 
 
-async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
-    """Insert the chunk's new places and cases and update the cases it changed, one statement each.
+class _Pending(NamedTuple):
+    """What a chunk's end writes: new places, new cases (by the columns they name), changed cases."""
+
+    places: list[dict[str, Any]]
+    cases: list[list[dict[str, Any]]]
+    updates: list[dict[str, Any]]  # the key and the changed columns of each changed case
+    written: dict[str, tuple[Any, ...]]  # each new or changed case's columns, as they will be stored
+
+
+def _pending(chunk: Chunk) -> _Pending:
+    """The chunk's writes, leaving the chunk as it is.
 
     The update sets the columns any of the chunk's cases changed, for all of them (a case that kept one of those
     columns gets the value it has): one column set per chunk, and few columns (a received report changes only the
     hot-spot columns).
     """
-    if chunk.new_places:
-        rows = [dict(zip(PLACE_COLUMNS, _place_values(p), strict=True)) for p in chunk.new_places]
-        await insert_rows(session, _PLACES, rows)
-        chunk.new_places = []
-    if chunk.new_cases:
-        await _insert_cases(session, chunk.new_cases)
-        for row in chunk.new_cases:
-            chunk.loaded[row.case_id] = _case_values(row)
-        chunk.new_cases = []
+    places = [dict(zip(PLACE_COLUMNS, _place_values(p), strict=True)) for p in chunk.new_places]
+    written = {row.case_id: _case_values(row) for row in chunk.new_cases}
     changed: dict[str, tuple[Any, ...]] = {}
     columns: set[int] = set()
     for case_id in sorted(chunk.loaded):  # key order, as the rows were locked
@@ -225,15 +229,51 @@ async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
         values, loaded = _case_values(case), chunk.loaded[case_id]
         if values != loaded:
             columns.update(i for i, (now, was) in enumerate(zip(values, loaded, strict=True)) if now != was)
-            changed[case_id] = chunk.loaded[case_id] = values
-    if changed:
-        names = [(i, CASE_COLUMNS[i]) for i in sorted(columns)]
-        rows = [{"b_case_id": case_id} | {name: values[i] for i, name in names} for case_id, values in changed.items()]
+            changed[case_id] = values
+    names = [(i, CASE_COLUMNS[i]) for i in sorted(columns)]
+    updates = [{"case_id": case_id} | {name: values[i] for i, name in names} for case_id, values in changed.items()]
+    return _Pending(places, _case_groups(chunk.new_cases), updates, written | changed)
+
+
+def _written(chunk: Chunk, pending: _Pending) -> None:
+    """The chunk after its writes: nothing new, and what was written is what it holds as read."""
+    chunk.new_places = []
+    chunk.new_cases = []
+    chunk.loaded.update(pending.written)
+
+
+async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
+    """Insert the chunk's new places and cases and update the cases it changed, one statement each."""
+    pending = _pending(chunk)
+    if pending.places:
+        await insert_rows(session, _PLACES, pending.places)
+    for rows in pending.cases:
+        await insert_rows(session, _CASES, rows)
+    if pending.updates:
+        rows = [
+            {"b_case_id": row["case_id"]} | {k: v for k, v in row.items() if k != "case_id"} for row in pending.updates
+        ]
         await session.execute(_UPDATE_CASES, rows)
+    _written(chunk, pending)
 
 
-async def _insert_cases(session: AsyncSession, cases: list[CaseRow]) -> None:
-    """Insert new cases, a JSON column left None left out (SQL NULL, as the ORM leaves it), not stored as ``null``."""
+def _write_back_parts(dialect: Dialect, chunk: Chunk) -> list[ArrayPart] | None:
+    """PostgreSQL: the same writes as parts of the chunk's one statement (None, chunk untouched: write them apart)."""
+    pending = _pending(chunk)
+    parts = [
+        *([insert_part(_PLACES, pending.places, dialect)] if pending.places else []),
+        *(insert_part(_CASES, rows, dialect) for rows in pending.cases),
+        *([update_part(_CASES, pending.updates, "case_id", dialect)] if pending.updates else []),
+    ]
+    if any(part is None for part in parts):
+        return None
+    _written(chunk, pending)
+    return [part for part in parts if part is not None]
+
+
+def _case_groups(cases: list[CaseRow]) -> list[list[dict[str, Any]]]:
+    """New cases' rows grouped by the columns they name: a JSON column left None is left out (SQL NULL, as the ORM
+    leaves it), not stored as ``null``."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for case in cases:
         row = dict(zip(CASE_COLUMNS, _case_values(case), strict=True))
@@ -241,5 +281,4 @@ async def _insert_cases(session: AsyncSession, cases: list[CaseRow]) -> None:
             if row[name] is None:
                 del row[name]
         groups.setdefault(tuple(row), []).append(row)
-    for rows in groups.values():
-        await insert_rows(session, _CASES, rows)
+    return list(groups.values())

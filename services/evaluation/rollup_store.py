@@ -6,12 +6,13 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import Dialect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation.models import rollups
 from services.evaluation.rollup import ALL_COLUMNS, RowKey
-from shared.db import write_buffer
+from shared.db import ArrayPart, insert_part, write_buffer
 
 
 async def bump(session: AsyncSession, keys: Iterable[RowKey], increments: Mapping[str, float]) -> None:
@@ -29,6 +30,7 @@ async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str,
         await _upsert(session, changes)
         return
     _, pending = buffer.merges.setdefault(_MERGE, (_upsert, {}))
+    buffer.parts[_MERGE] = _upsert_parts
     for key, increments in changes.items():
         row = pending.setdefault(key, {})
         for name, value in increments.items():
@@ -39,20 +41,36 @@ async def bump_many(session: AsyncSession, changes: Mapping[RowKey, Mapping[str,
 _MERGE = "evaluation.rollups"
 _KNOWN = frozenset(ALL_COLUMNS)
 _KEY_COLUMNS = RowKey._fields
+_CONFLICT = ("span", "level", "period_start", "code", "kind_code")  # the rows' unique key (category_code follows)
 
 
-async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
-    """One upsert for all rows, written in key order so concurrent writers never deadlock."""
-    names = sorted({name for inc in changes.values() for name, value in inc.items() if value})
-    if not names:
-        return
+def _rows(changes: Mapping[RowKey, Mapping[str, float]]) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The counters changed and a row per key that changes, in key order so concurrent writers never deadlock."""
+    names = tuple(sorted({name for inc in changes.values() for name, value in inc.items() if value}))
     values: list[dict[str, Any]] = []
     for key in sorted(changes):
         increments = changes[key]
         if any(increments.get(name) for name in names):
             values.append(dict(zip(_KEY_COLUMNS, key, strict=True)) | {name: increments.get(name, 0) for name in names})
+    return names, values
+
+
+async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, float]]) -> None:
+    """One upsert for all rows."""
+    names, values = _rows(changes)
+    if not values:
+        return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    await session.execute(_upsert_statement(dialect, tuple(names)), values)
+    await session.execute(_upsert_statement(dialect, names), values)
+
+
+def _upsert_parts(dialect: Dialect, changes: Mapping[RowKey, Mapping[str, float]]) -> list[ArrayPart] | None:
+    """PostgreSQL: the same upsert as a part of the chunk's one statement."""
+    names, values = _rows(changes)
+    if not values:
+        return []
+    part = insert_part(rollups, values, dialect, adding=(_CONFLICT, names))
+    return None if part is None else [part]
 
 
 @functools.cache
@@ -64,6 +82,6 @@ def _upsert_statement(dialect: str, names: tuple[str, ...]) -> Any:
     """
     insert = postgresql.insert(rollups) if dialect == "postgresql" else sqlite.insert(rollups)
     return insert.on_conflict_do_update(
-        index_elements=["span", "level", "period_start", "code", "kind_code"],
+        index_elements=list(_CONFLICT),
         set_={name: rollups.c[name] + insert.excluded[name] for name in names},
     )

@@ -15,14 +15,14 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.evaluation import chunk
 from services.evaluation.chunk import Case, Place
 from services.evaluation.models import hotspot_counts, hotspot_reporters
-from shared.db import write_buffer
+from shared.db import ArrayPart, insert_part, write_buffer
 
 URGENCY_WEIGHT = {"normal": 1.0, "urgent": 1.5, "emergency": 2.0}
 SOURCES = ("hotline", "grid", "town")
@@ -170,7 +170,12 @@ async def _merge(
     async def write(session: AsyncSession, pending: dict[tuple[Any, ...], list[float]]) -> None:
         await _upsert(session, table, pending, keys=keys, counters=counters)
 
-    _, pending = buffer.merges.setdefault(f"evaluation.{table.name}", (write, {}))
+    def parts(dialect: Dialect, pending: Counters) -> list[ArrayPart] | None:
+        return _upsert_parts(dialect, table, pending, keys=keys, counters=counters)
+
+    name = f"evaluation.{table.name}"
+    _, pending = buffer.merges.setdefault(name, (write, {}))
+    buffer.parts[name] = parts
     for key, values in rows.items():
         known = pending.get(key)
         if known is None:
@@ -191,11 +196,25 @@ async def _upsert(
     """Add the rows' counters to existing rows, in key order so concurrent writers never deadlock."""
     if not rows:
         return
-    ordered = sorted(rows)  # strings and a date, never None: the same order as their text
-    names = (*keys, *counters)
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     statement = _upsert_statement(dialect, table, keys, counters)
-    await session.execute(statement, [dict(zip(names, (*key, *rows[key]), strict=True)) for key in ordered])
+    await session.execute(statement, _ordered(rows, keys=keys, counters=counters))
+
+
+def _ordered(rows: Counters, *, keys: tuple[str, ...], counters: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rows as column values, in key order (strings and a date, never None: the same order as their text)."""
+    names = (*keys, *counters)
+    return [dict(zip(names, (*key, *rows[key]), strict=True)) for key in sorted(rows)]
+
+
+def _upsert_parts(
+    dialect: Dialect, table: Table, rows: Counters, *, keys: tuple[str, ...], counters: tuple[str, ...]
+) -> list[ArrayPart] | None:
+    """PostgreSQL: the same upsert as a part of the chunk's one statement."""
+    if not rows:
+        return []
+    part = insert_part(table, _ordered(rows, keys=keys, counters=counters), dialect, adding=(keys, counters))
+    return None if part is None else [part]
 
 
 @functools.cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +15,39 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
+    Float,
     ForeignKey,
     LargeBinary,
     MetaData,
     String,
     Table,
+    bindparam,
     event,
     func,
     insert,
     select,
+    update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import BigIntKey, UTCDateTime, buffered_writes, create_engine, insert_rows, reading, session_factory
+from shared.db import (
+    ArrayPart,
+    BigIntKey,
+    UTCDateTime,
+    buffered_writes,
+    create_engine,
+    insert_part,
+    insert_rows,
+    insert_together,
+    reading,
+    session_factory,
+    update_part,
+)
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -54,6 +71,22 @@ def shaped(name: str, metadata: MetaData) -> Table:
 metadata = MetaData()
 THEIRS = shaped("theirs", metadata)
 OURS = shaped("ours", metadata)
+
+
+def counters(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("day", Date, primary_key=True),
+        Column("code", String(8), primary_key=True),
+        Column("label", String(20), nullable=True),
+        Column("reports", BigIntKey, nullable=False),
+        Column("weight", Float, nullable=False),
+    )
+
+
+THEIR_COUNTS = counters("their_counts")
+OUR_COUNTS = counters("our_counts")
 
 
 def rows() -> list[dict[str, Any]]:
@@ -286,3 +319,98 @@ async def test_a_buffered_block_inside_another_leaves_its_rows_to_the_outer_bloc
             outer.add(OURS, rows()[2:])
         assert (await session.execute(select(func.count()).select_from(OURS))).scalar() == 5
     assert [row[1] for row in await stored(engine, OURS)] == [f"row-{n}" for n in range(5)]
+
+
+def counts(*found: tuple[int, str, int, float]) -> list[dict[str, Any]]:
+    return [
+        {"day": date(2026, 11, day), "code": code, "label": f"{code} of the 28th", "reports": n, "weight": w}
+        for day, code, n, w in found
+    ]
+
+
+async def test_on_postgresql_an_upsert_and_an_update_of_arrays_store_what_sqlalchemy_s_store(
+    pg_engine: AsyncEngine,
+) -> None:
+    first = counts((27, "a", 1, 0.5), (28, "a", 2, 1.25), (28, "b", 1, 0.5))
+    then = counts((28, "a", 3, 0.25), (28, "c", 1, 2.0), (27, "a", -1, -0.5))  # two rows there, one new
+    theirs = postgresql.insert(THEIR_COUNTS)
+    adding = theirs.on_conflict_do_update(
+        index_elements=["day", "code"],
+        set_={name: THEIR_COUNTS.c[name] + theirs.excluded[name] for name in ("reports", "weight")},
+    )
+    async with pg_engine.begin() as conn:
+        for batch in (first, then):
+            await conn.execute(adding, batch)
+            part = insert_part(OUR_COUNTS, batch, conn.dialect, adding=(("day", "code"), ("reports", "weight")))
+            assert part is not None
+            await insert_together(conn, {}, parts=[part])
+    async with reading(pg_engine) as conn:
+        read = "select day, code, label, reports, weight from {} order by day, code"
+        ours = (await conn.exec_driver_sql(read.format("our_counts"))).all()
+        assert ours == (await conn.exec_driver_sql(read.format("their_counts"))).all()
+    assert [tuple(row)[:2] + tuple(row)[3:] for row in ours] == [
+        (date(2026, 11, 27), "a", 0, 0.0),
+        (date(2026, 11, 28), "a", 5, 1.5),
+        (date(2026, 11, 28), "b", 1, 0.5),
+        (date(2026, 11, 28), "c", 1, 2.0),
+    ]
+    # An update of arrays by key: the rows named get the columns given, as SQLAlchemy's update sets them.
+    later = datetime(2026, 11, 28, 20, 0, tzinfo=BEIJING)
+    changes = [
+        {"id": "row-3", "done_at": later, "detail": {"closed": "是"}, "urgent": True},
+        {"id": "row-1", "done_at": None, "detail": None, "urgent": False},
+    ]
+    async with pg_engine.begin() as conn:
+        await conn.execute(insert(THEIRS), rows())
+        await insert_rows(conn, OURS, rows())
+    async with pg_engine.begin() as conn:
+        by_id = update(THEIRS).where(THEIRS.c.id == bindparam("b_id"))
+        await conn.execute(by_id, [{"b_id": c["id"]} | {k: v for k, v in c.items() if k != "id"} for c in changes])
+        part = update_part(OURS, changes, "id", conn.dialect)
+        assert part is not None
+        await insert_together(conn, {}, parts=[part])
+    ours = await pg_stored(pg_engine, OURS)
+    assert ours == await pg_stored(pg_engine, THEIRS)
+    assert ours[3][3] == "2026-11-28 12:00:00+00" and ours[3][5] == '{"closed":"是"}' and ours[3][6] is True
+    assert ours[1][3] is None and ours[1][5] == "null" and ours[0][3] is not None  # row-0 untouched
+
+
+async def test_on_postgresql_a_statement_s_parts_run_in_the_order_given(pg_engine: AsyncEngine) -> None:
+    """The order a chunk's writes take their tables' row locks in: the same as statement by statement."""
+    async with pg_engine.begin() as conn:
+        parts = [insert_part(OURS, rows()[:2], conn.dialect), insert_part(OURS, rows()[2:3], conn.dialect)]
+        parts.append(insert_part(OURS, rows()[3:], conn.dialect))
+        await insert_together(conn, {}, parts=[part for part in parts if part is not None])
+    # The sequence numbers show the order the parts ran in.
+    assert [row[1] for row in await pg_stored(pg_engine, OURS)] == [f"row-{n}" for n in range(5)]
+
+
+async def test_on_postgresql_a_merge_without_parts_is_written_on_its_own_after_the_statement(
+    pg_engine: AsyncEngine,
+) -> None:
+    done: list[str] = []
+    sent: list[str] = []
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    def writer(name: str) -> Any:
+        async def write(session: Any, state: list[dict[str, Any]]) -> None:
+            done.append(name)
+            await insert_rows(session, OURS, state)
+
+        return write
+
+    def parts(dialect: Any, state: list[dict[str, Any]]) -> list[ArrayPart] | None:
+        part = insert_part(OURS, state, dialect)
+        return None if part is None else [part]
+
+    async with session_factory(pg_engine)() as session, session.begin(), buffered_writes(session) as buffer:
+        buffer.add(CHILDREN, [])
+        buffer.merges["a"] = (writer("a"), rows()[:2])
+        buffer.parts["a"] = parts
+        buffer.merges["b"] = (writer("b"), rows()[2:3])
+        buffer.parts["b"] = lambda _dialect, _state: None  # cannot: written on its own
+        buffer.merges["c"] = (writer("c"), rows()[3:])
+        buffer.parts["c"] = parts  # after one that cannot: on its own too, so the order holds
+    assert done == ["b", "c"]
+    assert len([s for s in sent if "INSERT INTO ours" in s]) == 3
+    assert [row[1] for row in await pg_stored(pg_engine, OURS)] == [f"row-{n}" for n in range(5)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -212,7 +213,10 @@ async def test_chunk_rows_leave_the_same_state_as_orm_cases(
 async def test_a_chunk_updates_the_cases_it_changed_in_one_statement(
     database: str, tmp_path: Path, pg_databases: Callable[[], Awaitable[str]]
 ) -> None:
-    """Signs, completions and places change different columns of different cases: still one UPDATE per chunk."""
+    """Signs, completions and places change different columns of different cases: still one UPDATE per chunk.
+
+    On PostgreSQL the UPDATE is a part of the chunk's one writing statement, with the new rows and the counters.
+    """
     events = await events_of(20261129)
     judged = [e for e in events if e.type in (topics.CASE_JUDGED, topics.CASE_DISPATCHED)]
     later = [e for e in events if e not in judged]
@@ -233,10 +237,16 @@ async def test_a_chunk_updates_the_cases_it_changed_in_one_statement(
         specs = consumer_specs("", TZ, cell_m=chunked.settings.hotspot_radius_m)
         runtime = chunked.app.state.runtime
         updates: list[int] = []
+        writes: list[str] = []
 
         def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
-            if statement.lstrip().upper().startswith("UPDATE EVALUATED_CASES"):
+            text = statement.lstrip()
+            if text.upper().startswith(("INSERT", "UPDATE", "WITH")) and not text.startswith("INSERT INTO inbox"):
+                writes.append(text)
+            if text.upper().startswith("UPDATE EVALUATED_CASES"):
                 updates.append(len(parameters) if many else 1)
+            elif part := re.search(r"UPDATE evaluated_cases SET .*? unnest\(\$(\d+)", text):
+                updates.append(len(parameters[int(part[1]) - 1]))  # one array per column: its length is the rows
 
         db_events.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
         try:
@@ -248,7 +258,12 @@ async def test_a_chunk_updates_the_cases_it_changed_in_one_statement(
                 ]
                 await handle_chunk(deliveries, spec=spec, sessions=runtime.sessions, tables=messaging)
                 assert len(updates) == 1 and updates[0] > 1
+                if database == "postgres":
+                    assert len(writes) == 1, writes  # with the counters: roll-ups, or hot spots of received reports
+                    assert "UPDATE evaluated_cases" in re.findall(r"AS \((INSERT INTO \w+|UPDATE \w+)", writes[0])
+                    assert re.search(r"AS \(INSERT INTO (rollups|hotspot_counts)", writes[0])
                 updates.clear()
+                writes.clear()
         finally:
             db_events.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
         got = await state_of(chunked)
