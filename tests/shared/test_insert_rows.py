@@ -132,6 +132,15 @@ def compiled_statements(engine: AsyncEngine) -> list[bool]:
     return seen
 
 
+def mixed_rows() -> list[dict[str, Any]]:
+    """Rows not all naming the same columns: SQLAlchemy's insert says what is wrong with them."""
+    mixed = rows()
+    mixed[2]["note"] = "given"  # one more column than the first row
+    mixed[4]["note"] = "other"  # as many columns as the first, not the same ones
+    del mixed[4]["done_at"]
+    return mixed
+
+
 async def test_rows_go_to_the_driver_and_are_stored_as_sqlalchemy_stores_them(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(insert(THEIRS), rows())
@@ -156,10 +165,7 @@ async def test_a_column_left_to_a_python_default_takes_sqlalchemy_s_insert(engin
 
 
 async def test_rows_of_mixed_shapes_fare_as_with_sqlalchemy_s_insert(engine: AsyncEngine) -> None:
-    mixed = rows()
-    mixed[2]["note"] = "given"  # one more column than the first row
-    mixed[4]["note"] = "other"  # as many columns as the first, not the same ones
-    del mixed[4]["done_at"]
+    mixed = mixed_rows()
     with pytest.raises(StatementError, match="done_at"):  # what SQLAlchemy's insert says of them
         async with engine.begin() as conn:
             await insert_rows(conn, OURS, mixed)
@@ -255,10 +261,7 @@ async def test_on_postgresql_other_shapes_take_sqlalchemy_s_insert_and_bad_value
         await insert_rows(conn, OURS, plain)
     assert sent == [True]
     assert [row[8] for row in await pg_stored(pg_engine, OURS)] == ["from python"] * 5
-    mixed = rows()
-    mixed[2]["note"] = "given"  # one more column than the first row
-    mixed[4]["note"] = "other"  # as many columns as the first, not the same ones
-    del mixed[4]["done_at"]
+    mixed = mixed_rows()
     with pytest.raises(StatementError, match="done_at"):  # what SQLAlchemy's insert says of them
         async with pg_engine.begin() as conn:
             await insert_rows(conn, THEIRS, mixed)
