@@ -1,4 +1,7 @@
-"""Adding to roll-up rows: one upsert statement per change (per consumer chunk), in the caller's transaction."""
+"""Adding to roll-up rows: one upsert statement per change (per consumer chunk), in the caller's transaction.
+
+On PostgreSQL a consumer chunk's upsert is a part of the chunk's one writing statement (``WriteBuffer.parts``).
+"""
 
 from __future__ import annotations
 
