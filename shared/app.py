@@ -18,7 +18,7 @@ from shared.health import health_router
 from shared.migrate import SchemaCheck, upgrade_async
 from shared.observability import install_metrics
 from shared.outbox import MessagingTables
-from shared.problems import BodySizeLimit, document_problems, install_problem_handlers
+from shared.problems import BodySizeLimit, InFlightLimit, document_problems, install_problem_handlers
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
@@ -88,6 +88,8 @@ def build_app(
     app.state.auth_settings = auth or AuthSettings()
     install_problem_handlers(app)
     document_problems(app)
+    # Inside the request metrics (a refused write counts as a 503 there), outside everything else.
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight, service=name)
     install_metrics(app, service=name)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.include_router(health_router(runtime_of))

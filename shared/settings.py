@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.2
     max_body_bytes: int = 64 * 1024
+    max_in_flight: int = Field(
+        default=256,
+        ge=0,
+        description="writes (POST, PUT, PATCH, DELETE) a process handles at once; more are answered 503 at once "
+        "with Retry-After instead of queueing (0: no limit)",
+    )
     # Housekeeping (shared/retention.py): what is kept, in days; 0 keeps it for ever.
     keep_published_days: float = Field(default=7, ge=0, description="published outbox rows")
     keep_inbox_days: float = Field(

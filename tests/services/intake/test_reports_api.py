@@ -26,16 +26,18 @@ GOOD: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-async def intake(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def migrated(tmp_path: Path, **settings: Any) -> IntakeSettings:
+    """Settings of an intake on a migrated SQLite file in ``tmp_path`` (intake.db), its consumers off."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}"
     await upgrade_async(script_location=MIGRATIONS, database_url=url)
-    settings = IntakeSettings(
-        database_url=url,
-        embedded_bus_url=f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}",
-        consumers=False,
-        max_body_bytes=32768,
+    return IntakeSettings(
+        database_url=url, embedded_bus_url=f"sqlite+aiosqlite:///{tmp_path / 'bus.db'}", consumers=False, **settings
     )
+
+
+@pytest.fixture
+async def intake(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = await migrated(tmp_path, max_body_bytes=32768)
     async with running(create_app(settings)) as client:
         yield client
 
