@@ -207,8 +207,15 @@ class _Pending(NamedTuple):
 
     places: list[dict[str, Any]]
     cases: list[list[dict[str, Any]]]
-    updates: list[dict[str, Any]]  # the key and the changed columns of each changed case
+    changed: dict[str, tuple[Any, ...]]  # each changed case's columns, as they will be stored
+    columns: list[tuple[int, str]]  # the columns the update sets (any of the changed cases changed them)
     written: dict[str, tuple[Any, ...]]  # each new or changed case's columns, as they will be stored
+
+    def updates(self, key: str) -> list[dict[str, Any]]:
+        """The update's rows: each changed case's id (as ``key``) and the columns the update sets."""
+        return [
+            {key: case_id} | {name: values[i] for i, name in self.columns} for case_id, values in self.changed.items()
+        ]
 
 
 def _pending(chunk: Chunk) -> _Pending:
@@ -231,8 +238,7 @@ def _pending(chunk: Chunk) -> _Pending:
             columns.update(i for i, (now, was) in enumerate(zip(values, loaded, strict=True)) if now != was)
             changed[case_id] = values
     names = [(i, CASE_COLUMNS[i]) for i in sorted(columns)]
-    updates = [{"case_id": case_id} | {name: values[i] for i, name in names} for case_id, values in changed.items()]
-    return _Pending(places, _case_groups(chunk.new_cases), updates, written | changed)
+    return _Pending(places, _case_groups(chunk.new_cases), changed, names, written | changed)
 
 
 def _written(chunk: Chunk, pending: _Pending) -> None:
@@ -249,11 +255,8 @@ async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
         await insert_rows(session, _PLACES, pending.places)
     for rows in pending.cases:
         await insert_rows(session, _CASES, rows)
-    if pending.updates:
-        rows = [
-            {"b_case_id": row["case_id"]} | {k: v for k, v in row.items() if k != "case_id"} for row in pending.updates
-        ]
-        await session.execute(_UPDATE_CASES, rows)
+    if pending.changed:
+        await session.execute(_UPDATE_CASES, pending.updates("b_case_id"))
     _written(chunk, pending)
 
 
@@ -263,7 +266,7 @@ def _write_back_parts(dialect: Dialect, chunk: Chunk) -> list[ArrayPart] | None:
     parts = [
         *([insert_part(_PLACES, pending.places, dialect)] if pending.places else []),
         *(insert_part(_CASES, rows, dialect) for rows in pending.cases),
-        *([update_part(_CASES, pending.updates, "case_id", dialect)] if pending.updates else []),
+        *([update_part(_CASES, pending.updates("case_id"), "case_id", dialect)] if pending.changed else []),
     ]
     if any(part is None for part in parts):
         return None
