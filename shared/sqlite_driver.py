@@ -7,7 +7,8 @@ once on the caller's thread; what may wait on the disk or on another process, or
 connecting (and the pragmas, which may take the file's lock), ``COMMIT`` (the fsync of ``synchronous=FULL``),
 ``ANALYZE`` and ``VACUUM`` (housekeeping's long passes), closing. A ``BEGIN IMMEDIATE`` is tried here without
 waiting; when another process's writer holds the lock it is tried again every millisecond or two (``LOCK_STEPS``)
-while the loop goes on, up to the connection's busy timeout.
+while the loop goes on, up to the connection's busy timeout. SQLAlchemy's own cursor over such a connection
+(``_Cursor``) calls the sqlite3 cursor directly: a statement with its rows is one await instead of four.
 SQLite's own busy handler would sleep in growing steps (1, 2, 5, 10 … 100 ms) and, with three processes writing
 the embedded bus, often woke long after the lock was free or lost it again to a writer that came later.
 
@@ -20,6 +21,7 @@ CPU work of the process does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 import types
@@ -28,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+from sqlalchemy import util
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
 
 # Statements that may wait for the file's lock or the disk, or run long: sent to the connection's thread.
 _WAITING = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "PRAGMA", "VACUUM", "ANALYZE", "COMMIT", "END", "CHECKPOINT")
@@ -92,6 +101,112 @@ class Connection(aiosqlite.Connection):
             sqlite.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
 
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's cursor over a connection of this module, calling sqlite3's cursor directly where it can.
+
+    SQLAlchemy's adapter awaits every call of an aiosqlite cursor (make it, enter it, execute, close), each a trip
+    out of SQLAlchemy's greenlet and back, although ``Connection._execute`` answers most of them at once. Here the
+    sqlite3 cursor is made, read and closed directly, and a statement with its rows is one await: answered at once
+    on the event loop, or sent to the thread (or the lock tried) as ``Connection._execute`` decides.
+    """
+
+    __slots__ = ("_raw",)
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = util.EMPTY_DICT
+        self._rows = collections.deque()
+        try:
+            self._raw: sqlite3.Cursor = self._driver()._conn.cursor()
+        except Exception as error:
+            adapt_connection._handle_exception(error)
+
+    def _driver(self) -> Connection:
+        connection = self._connection
+        assert isinstance(connection, Connection)
+        return connection
+
+    @property
+    def description(self) -> Any:
+        return self._raw.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._raw.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._raw.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._raw.arraysize = value
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        args = (operation,) if parameters is None else (operation, parameters)
+        return self._run(self._raw.execute, args)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return self._run(self._raw.executemany, (operation, seq_of_parameters))
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        try:
+            return await_(self._call(fn, args))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        # One await for the statement and its rows (SQLAlchemy wants its execute to have awaited something).
+        connection = self._driver()
+        if connection._running and connection._connection is not None and _where(fn, args) == _HERE:
+            result = fn(*args)
+        else:
+            async with self._adapt_connection._execute_mutex:
+                result = await connection._execute(fn, *args)
+        if self._raw.description is not None:
+            self._rows = collections.deque(self._raw.fetchall())
+        return result
+
+    def close(self) -> None:
+        self._rows.clear()
+        self._raw.close()
+
+
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's connection over this module's: its cursors and rollbacks called directly (see ``_Cursor``)."""
+
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+    @property
+    def driver_connection(self) -> Connection:
+        connection = self._connection
+        assert isinstance(connection, Connection)
+        return connection
+
+    def rollback(self) -> None:
+        connection = self.driver_connection
+        if not (connection._running and connection._connection is not None):
+            super().rollback()
+            return
+        try:
+            connection._connection.rollback()
+        except Exception as error:
+            self._handle_exception(error)
+
+
+class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return _AdaptedConnection(self, adapted._connection)
+
+
 def connect(database: str | Path, *, iter_chunk_size: int = 64, **kwargs: Any) -> Connection:
     """Open a connection as ``aiosqlite.connect`` does; the sqlite3 connection is used from two threads, in turn."""
     location = database.decode() if isinstance(database, bytes) else str(database)
@@ -115,4 +230,4 @@ def _module() -> types.ModuleType:
 
 def dbapi() -> AsyncAdapt_aiosqlite_dbapi:
     """The DBAPI for SQLAlchemy's aiosqlite dialect (``create_async_engine(..., module=dbapi())``)."""
-    return AsyncAdapt_aiosqlite_dbapi(_module(), sqlite3)
+    return _Dbapi(_module(), sqlite3)

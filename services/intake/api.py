@@ -11,9 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake import service
 from services.intake.api_scope import Reader, Reporter, may_report
 from services.intake.group_commit import committer_for
-from services.intake.models import Report
 from services.intake.schemas import BatchAccepted, BatchItem, ReportAccepted, ReportBatch, ReportCreate, ReportRead
-from services.intake.service import Accepted
 from services.intake.settings import IntakeSettings
 from shared.app import db_session, runtime_of
 from shared.auth import record_access
@@ -70,9 +68,7 @@ async def create_reports(body: ReportBatch, request: Request, session: Session, 
     personal_data = settings.personal_data()
     results: list[BatchItem | None] = [None] * len(body.reports)
     async with session.begin():
-        known: dict[tuple[str, str], Report | Accepted] = dict(
-            await service.find_many(session, [(r.source, r.external_id) for r in body.reports])
-        )
+        known = await service.find_many(session, [(r.source, r.external_id) for r in body.reports])
         fresh: dict[tuple[str, str], int] = {}
         for index, report in enumerate(body.reports):
             key: tuple[str, str] = (report.source, report.external_id)

@@ -42,9 +42,7 @@ class Storing:
 async def store_group(session: AsyncSession, bodies: list[ReportCreate], how: Storing) -> list[Stored | Problem]:
     """Store the new reports among ``bodies`` in the caller's transaction; replays and conflicts per report."""
     secret = how.personal_data.caller_secret
-    known: dict[tuple[str, str], Report | Accepted] = dict(
-        await service.find_many(session, [(b.source, b.external_id) for b in bodies])
-    )
+    known = await service.find_many(session, [(b.source, b.external_id) for b in bodies])
     fresh: dict[tuple[str, str], int] = {}
     for index, body in enumerate(bodies):
         key = (body.source, body.external_id)

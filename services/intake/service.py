@@ -61,19 +61,50 @@ async def find_by_external_id(session: AsyncSession, *, source: str, external_id
     return result.scalar_one_or_none()
 
 
-async def find_many(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Report]:
-    """Reports already delivered under any of these (source, external_id) pairs."""
+async def find_many(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Accepted]:
+    """Reports already delivered under any of these (source, external_id) pairs, as their senders were answered."""
     if not keys:
         return {}
-    # One `source = ? AND external_id IN (...)` per source, not `(source, external_id) IN ((?, ?), ...)`: SQLite
-    # answers a row-value list by scanning the whole table, which grows with every report ever received; this
-    # form is a lookup in the (source, external_id) unique index on SQLite and PostgreSQL alike.
     by_source: dict[str, list[str]] = {}
     for source, external_id in keys:
         by_source.setdefault(source, []).append(external_id)
-    wanted = or_(*(and_(Report.source == s, Report.external_id.in_(ids)) for s, ids in by_source.items()))
-    rows = await session.execute(select(Report).where(wanted))
-    return {(r.source, r.external_id): r for r in rows.scalars()}
+    params: dict[str, str | list[str]] = {}
+    for index, (source, external_ids) in enumerate(by_source.items()):
+        params[f"source_{index}"] = source
+        params[f"external_ids_{index}"] = external_ids
+    # Core, not the ORM: a group commit of one report spent more on loading the lookup than on anything else.
+    rows = await (await session.connection()).execute(_lookup(len(by_source)), params)
+    return {(r.source, r.external_id): Accepted(r.id, r.case_number, r.fingerprint) for r in rows}
+
+
+@functools.cache
+def _lookup(sources: int) -> Any:
+    """The look-up of ``sources`` sources' external ids, built once per count of sources.
+
+    One ``source = ? AND external_id IN (...)`` per source, not ``(source, external_id) IN ((?, ?), ...)``: SQLite
+    answers a row-value list by scanning the whole table, which grows with every report ever received; this form
+    is a lookup in the (source, external_id) unique index on SQLite and PostgreSQL alike.
+    """
+    reports = _reports()
+    return select(
+        reports.c.source, reports.c.external_id, reports.c.id, reports.c.case_number, reports.c.fingerprint
+    ).where(
+        or_(
+            *(
+                and_(
+                    reports.c.source == bindparam(f"source_{n}"),
+                    reports.c.external_id.in_(bindparam(f"external_ids_{n}", expanding=True)),
+                )
+                for n in range(sources)
+            )
+        )
+    )
+
+
+def _reports() -> Table:
+    table = Report.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def check_replay(existing: Report | Accepted, report: ReportCreate, *, secret: str) -> None:
@@ -89,21 +120,30 @@ def check_replay(existing: Report | Accepted, report: ReportCreate, *, secret: s
 
 async def allocate_numbers(session: AsyncSession, *, day: str, count: int) -> range:
     """Reserve ``count`` consecutive case numbers of a day (the counter row is locked until commit)."""
+    connection = await session.connection()
+    upsert = _number_upsert(connection.dialect.name)
+    last: int = (await connection.execute(upsert, {"day": day, "last": count})).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+@functools.cache
+def _number_upsert(dialect: str) -> Any:
+    """One upsert, built once per dialect: the day's first numbers create the row, later ones add to it (both
+    dialects lock it the same way)."""
     table = CaseNumberCounter.__table__
     assert isinstance(table, Table)
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    # One upsert: the day's first numbers create the row, later ones add to it (both dialects lock it the same way).
-    upsert = insert.values(day=day, last=count).on_conflict_do_update(
-        index_elements=[table.c.day], set_={"last": table.c.last + count}
+    return (
+        insert.values(day=bindparam("day"), last=bindparam("last"))
+        .on_conflict_do_update(index_elements=[table.c.day], set_={"last": table.c.last + insert.excluded.last})
+        .returning(table.c.last)
     )
-    last: int = (await session.execute(upsert.returning(table.c.last))).scalar_one()
-    return range(last - count + 1, last + 1)
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A report stored just now: what its sender is answered with, and its fingerprint for repeats in the batch."""
+    """A stored report as its sender is answered (id, case number), and its fingerprint to tell a repeat from a
+    different report under the same external id."""
 
     id: str
     case_number: str

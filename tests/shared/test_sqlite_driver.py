@@ -88,3 +88,21 @@ async def test_statements_run_on_the_event_loop_thread_and_transactions_keep_the
         await engine.dispose()
     with sqlite3.connect(tmp_path / "one.db") as db:  # what was committed is on disk for another connection
         assert db.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+async def test_results_come_back_whole_whether_the_statement_ran_here_or_on_the_thread(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": f"v{n}"} for n in range(500)])
+            assert (await conn.execute(text("INSERT INTO t (v) VALUES ('last')"))).lastrowid == 501
+            assert (await conn.execute(text("UPDATE t SET v = v || '!' WHERE id <= 10"))).rowcount == 10
+            rows = await conn.execute(text("SELECT id, v FROM t ORDER BY id"))
+            assert rows.fetchmany(2) == [(1, "v0!"), (2, "v1!")]
+            rest = rows.fetchall()
+            assert len(rest) == 499 and rest[-1] == (501, "last")
+            # A PRAGMA goes to the connection's thread; its rows still come back.
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+    finally:
+        await engine.dispose()

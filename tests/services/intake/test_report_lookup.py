@@ -8,10 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake import service
 from services.intake.app import MIGRATIONS
+from services.intake.models import Report
 from services.intake.schemas import ReportCreate
 from shared.db import create_engine, session_factory
 from shared.migrate import upgrade_async
@@ -55,9 +57,16 @@ async def test_a_lookup_finds_exactly_the_pairs_delivered(engine: AsyncEngine) -
     async with session_factory(engine)() as session, session.begin():
         found = await service.find_many(session, asked)
     assert sorted(found) == [("grid", "same"), ("hotline", "h-1"), ("town", "h-1")]
-    for (source, external_id), row in found.items():
-        assert (row.source, row.external_id, row.content) == (source, external_id, f"{source} {external_id}")
-        assert row.case_number is not None and row.case_number.startswith("T")
+    async with session_factory(engine)() as session:
+        stored = {(r.source, r.external_id): r for r in (await session.execute(select(Report))).scalars()}
+    for key, row in found.items():
+        # What its sender was answered with, and the fingerprint a repeat is told from a different report by.
+        assert (row.id, row.case_number, row.fingerprint) == (
+            stored[key].id,
+            stored[key].case_number,
+            stored[key].fingerprint,
+        )
+        assert row.case_number.startswith("T")
     async with session_factory(engine)() as session, session.begin():
         assert await service.find_many(session, []) == {}
         assert await service.find_many(session, [("grid", "nothing")]) == {}
