@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import MIGRATIONS as AUTH_MIGRATIONS
-from shared.auth import AuthRuntime, AuthSettings
+from shared.auth import AuthRuntime, AuthSettings, document_security
 from shared.bus.base import Bus
 from shared.consumer import ConsumerSpec
 from shared.health import health_router
@@ -87,6 +87,7 @@ def build_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.auth_settings = auth or AuthSettings()
     install_problem_handlers(app)
+    document_security(app)  # first: the problems' document reads which operations are guarded
     document_problems(app)
     # Inside the request metrics (a refused write counts as a 503 there), outside everything else.
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight, service=name)

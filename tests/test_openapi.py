@@ -97,6 +97,12 @@ async def test_refusals_are_documented_as_sent_and_occurred_at_takes_no_number(t
     async with running(spec.create_app(settings)) as client:
         document = (await client.get("/openapi.json")).json()
         post = document["paths"]["/v1/reports"]["post"]
+        # Guarded operations say how to send a credential; open ones (health) take none.
+        assert post["security"] == [{"bearer": []}]
+        assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert "security" not in document["paths"]["/healthz"]["get"]
+        both = document["paths"]["/open311/v2/requests.{response_format}"]["post"]["security"]
+        assert both == [{"bearer": []}, {"api_key": []}]
         for status in ("401", "403", "422", "429"):
             assert list(post["responses"][status]["content"]) == ["application/problem+json"], status
         assert "404" in document["paths"]["/v1/reports/{report_id}"]["get"]["responses"]

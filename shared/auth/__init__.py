@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.auth.guard import AuthRuntime, auth_of, forbid, permission_of, record_access, require
+from shared.auth.guard import (
+    AuthRuntime,
+    auth_of,
+    document_security,
+    forbid,
+    permission_of,
+    record_access,
+    require,
+)
 from shared.auth.principal import Principal
 from shared.auth.roles import PERMISSIONS, ROLE_PERMISSIONS, ROLES, Permission, Role
 from shared.auth.settings import AuthSettings
@@ -22,6 +30,7 @@ __all__ = [
     "Principal",
     "Role",
     "auth_of",
+    "document_security",
     "forbid",
     "permission_of",
     "record_access",
