@@ -160,7 +160,6 @@ def why(results: dict[str, Any]) -> list[str]:
         lines.append(f"CPU per report {total:.2f} ms in all: {ranked}")
         needed = 1000 * cpus / rate
         load = results["load"]
-        kept_up = float(load["accepted_rate"]) >= SUSTAINED * float(load["offered_rate"])
         # A run that kept up batched no more than its rate made it (and its idle looks count in): its CPU per report
         # is that rate's and falls as the rate, and each consumer chunk, grows. Only a run that fell behind, its
         # batches as large as they get, shows what the cores can carry at most.
