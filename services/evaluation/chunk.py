@@ -101,6 +101,16 @@ _place_values = attrgetter(*PLACE_COLUMNS)
 _JSON_COLUMNS = tuple(name for name in CASE_COLUMNS if isinstance(_CASES.c[name].type, JSON))
 # By key; the columns it sets are the parameters' keys (the chunk's changed columns), one executemany per chunk.
 _UPDATE_CASES = update(_CASES).where(_CASES.c.case_id == bindparam("b_case_id"))
+# A chunk's cases (locked) and places, read with two statements built once.
+_LOAD_CASES = (
+    select(*(_CASES.c[name] for name in CASE_COLUMNS))
+    .where(_CASES.c.case_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_CASES.c.case_id)
+    .with_for_update()
+)
+_LOAD_PLACES = select(*(_PLACES.c[name] for name in PLACE_COLUMNS)).where(
+    _PLACES.c.case_id.in_(bindparam("ids", expanding=True))
+)
 
 
 @dataclass(slots=True)
@@ -130,7 +140,7 @@ def case_id_of(event: CloudEvent) -> str | None:
 async def serialise_many(session: AsyncSession, case_ids: Sequence[str]) -> None:
     """Make the case and report consumers take turns on these cases (PostgreSQL; SQLite has one writer anyway)."""
     if case_ids and session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(_LOCK_MANY, {"keys": [f"spot:{case_id}" for case_id in case_ids]})
+        await (await session.connection()).execute(_LOCK_MANY, {"keys": [f"spot:{case_id}" for case_id in case_ids]})
 
 
 async def prepare(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
@@ -150,15 +160,10 @@ async def prepare(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         return
     await serialise_many(session, ids)
     chunk.serialised.update(ids)
-    cases = await session.execute(
-        select(*(_CASES.c[name] for name in CASE_COLUMNS))
-        .where(_CASES.c.case_id.in_(ids))
-        .order_by(_CASES.c.case_id)
-        .with_for_update()
-    )
-    places = await session.execute(
-        select(*(_PLACES.c[name] for name in PLACE_COLUMNS)).where(_PLACES.c.case_id.in_(ids))
-    )
+    # Core statements on the session's connection: the ORM's execute adds its own cost and nothing these need.
+    connection = await session.connection()
+    cases = await connection.execute(_LOAD_CASES, {"ids": ids})
+    places = await connection.execute(_LOAD_PLACES, {"ids": ids})
     chunk.cases = dict.fromkeys(ids)
     for values in cases:
         chunk.cases[values[0]] = CaseRow(**dict(zip(CASE_COLUMNS, values, strict=True)))
@@ -256,7 +261,7 @@ async def _write_back(session: AsyncSession, chunk: Chunk) -> None:
     for rows in pending.cases:
         await insert_rows(session, _CASES, rows)
     if pending.changed:
-        await session.execute(_UPDATE_CASES, pending.updates("b_case_id"))
+        await (await session.connection()).execute(_UPDATE_CASES, pending.updates("b_case_id"))
     _written(chunk, pending)
 
 

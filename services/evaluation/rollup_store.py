@@ -64,7 +64,7 @@ async def _upsert(session: AsyncSession, changes: Mapping[RowKey, Mapping[str, f
     if not values:
         return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    await session.execute(_upsert_statement(dialect, names), values)
+    await (await session.connection()).execute(_upsert_statement(dialect, names), values)
 
 
 def _upsert_parts(dialect: Dialect, changes: Mapping[RowKey, Mapping[str, float]]) -> list[ArrayPart] | None:

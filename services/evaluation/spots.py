@@ -198,7 +198,7 @@ async def _upsert(
         return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     statement = _upsert_statement(dialect, table, keys, counters)
-    await session.execute(statement, _ordered(rows, keys=keys, counters=counters))
+    await (await session.connection()).execute(statement, _ordered(rows, keys=keys, counters=counters))
 
 
 def _ordered(rows: Counters, *, keys: tuple[str, ...], counters: tuple[str, ...]) -> list[dict[str, Any]]:
