@@ -7,7 +7,7 @@ import hmac
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import duplicates, staging, timers, trail
@@ -91,9 +91,17 @@ _JUDGED = "dispatch.judgements"  # report id -> judgement, made by ``prepare_rep
 
 
 async def prefetch_cases(session: AsyncSession, ids: list[str]) -> None:
-    """Find in one query which of a chunk's reports already have a case, for ``judge_report``."""
-    found = set((await session.execute(select(Case.id).where(Case.id.in_(ids)))).scalars()) if ids else set()
+    """Find in one query which of a chunk's reports already have a case, for ``judge_report``.
+
+    At the chunk's start, nothing waits to be flushed: the statement, built once, runs on the session's connection.
+    """
+    found: set[str] = set()
+    if ids:
+        found = set((await (await session.connection()).execute(_KNOWN_CASES, {"ids": ids})).scalars())
     session.info[_KNOWN] = (set(ids), found)
+
+
+_KNOWN_CASES = select(Case.id).where(Case.id.in_(bindparam("ids", expanding=True)))
 
 
 async def prepare_reports(session: AsyncSession, ctx: DispatchContext, reports: list[dict[str, Any]]) -> None:
