@@ -3,6 +3,7 @@
     uv run python -m bench.profile_path --reports 500
     uv run python -m bench.profile_path --reports 500 --database postgresql+asyncpg://jiesu:jiesu@127.0.0.1:55432/jiesu
     uv run python -m bench.profile_path --reports 500 --profile dispatch   # cProfile's top functions as well
+    uv run python -m bench.profile_path --reports 500 --chunk 1            # consumers' chunks of one event
 
 Intake accepts the reports one request (transaction) at a time, then 64 concurrent requests at a time through
 the group commit, then as one batch; dispatch judges the
@@ -18,7 +19,7 @@ import gc
 import json
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -112,14 +113,20 @@ async def _measure(
     return result
 
 
+def _sized(spec: ConsumerSpec, chunk: int | None) -> ConsumerSpec:
+    return spec if chunk is None else replace(spec, batch=chunk)
+
+
 async def _chunks(deliveries: list[Delivery], spec: ConsumerSpec, engine: AsyncEngine, tables: MessagingTables) -> None:
     sessions = session_factory(engine)
     for start in range(0, len(deliveries), spec.batch):
         await handle_chunk(deliveries[start : start + spec.batch], spec=spec, sessions=sessions, tables=tables)
 
 
-async def run(*, reports: int, database: str | None, profile: set[str]) -> list[dict[str, Any]]:
-    """Run the three steps and return their costs."""
+async def run(
+    *, reports: int, database: str | None, profile: set[str], chunk: int | None = None
+) -> list[dict[str, Any]]:
+    """Run the three steps and return their costs; ``chunk`` overrides the consumers' chunk size."""
     folder = Path(tempfile.mkdtemp(prefix="jiesu-profile-"))
     urls = {name: await scratch_database(database, name, folder, prefix="jiesu_profile") for name in SERVICES}
     for name, spec in SERVICES.items():
@@ -166,7 +173,7 @@ async def run(*, reports: int, database: str | None, profile: set[str]) -> list[
     results.append(await _measure("intake: batch of 1,000", reports, meters["intake"], batch, "intake" in profile))
     received = (await _outbox(engines["intake"], intake_messaging, topics.REPORTS))[:reports]
     ctx = DispatchContext.load(DispatchSettings(database_url=urls["dispatch"]))
-    judge_spec = dispatch_specs("", ctx)[0]
+    judge_spec = _sized(dispatch_specs("", ctx)[0], chunk)
     judged = _deliveries(received, topics.REPORTS)
     results.append(
         await _measure(
@@ -178,7 +185,7 @@ async def run(*, reports: int, database: str | None, profile: set[str]) -> list[
         )
     )
     case_events = await _outbox(engines["dispatch"], dispatch_messaging, topics.CASES)
-    cases_spec, reports_spec = evaluation_specs("", tz)
+    cases_spec, reports_spec = (_sized(spec, chunk) for spec in evaluation_specs("", tz))
     results.append(
         await _measure(
             f"evaluation: case events ({len(case_events) / reports:.1f} per report)",
@@ -212,8 +219,15 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=500)
     parser.add_argument("--database", help="a PostgreSQL URL (a fresh database per service is made there)")
     parser.add_argument("--profile", action="append", default=[], choices=["intake", "dispatch", "evaluation"])
+    parser.add_argument(
+        "--chunk", type=int, help="consumer chunks of this many events (default: each consumer's own chunk size)"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(reports=args.reports, database=args.database, profile=set(args.profile)))
+    if args.chunk is not None and args.chunk < 1:
+        parser.error("--chunk must be at least 1")
+    results = asyncio.run(
+        run(reports=args.reports, database=args.database, profile=set(args.profile), chunk=args.chunk)
+    )
     print(f"{'step':48} {'stmts':>7} {'commits':>8} {'CPU ms':>8} {'wall ms':>8}  (per report)")
     for row in results:
         print(
