@@ -357,6 +357,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 str(ports["intake"]),
                 str(ports["dispatch"]),
                 str(ports["evaluation"]),
+                "--background-nice",
+                str(args.background_nice),
             ],
             log=out / "up.log",
             env=SERVICE_ENV,
@@ -400,8 +402,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             subprocess.run(
                 [PYTHON, "-m", "services.cli", "migrate", name], cwd=ROOT, env={**os.environ, **env}, check=True
             )
+            # As `jiesu up` lowers the services off the response path (``response_path`` in services.registry).
+            lowered = ["--nice", str(args.background_nice)] if name == "evaluation" and args.background_nice else []
+            serve = [PYTHON, "-m", "services.cli", "--log-level", "warning", "serve", name, "--port", str(ports[name])]
             procs[name] = start(
-                [PYTHON, "-m", "services.cli", "--log-level", "warning", "serve", name, "--port", str(ports[name])],
+                [*serve, *lowered],
                 log=out / f"{name}.log",
                 env=env,
             )
@@ -605,6 +610,15 @@ def main() -> None:
     )
     parser.add_argument("--simulate-share", type=float, default=0.02, help="share of cases driven to closed")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--background-nice",
+        type=int,
+        choices=range(20),
+        default=10,
+        metavar="N",
+        help="CPU priority lowered by N (0-19) for the services off the response path (evaluation), as `jiesu up` "
+        "does by default; 0 runs them at the others' priority (default: 10)",
+    )
     args = parser.parse_args()
     if args.warmup_seconds is None:
         args.warmup_seconds = 20.0 if args.mode == "distributed" else 0.0

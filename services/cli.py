@@ -176,12 +176,17 @@ def _up_in_processes(
         env = {f"JIESU_{name.upper()}_{key.upper()}": str(value) for key, value in overrides[name].items()}
         env["JIESU_AUTH_DATABASE_URL"] = auth.database_url
         command = [sys.executable, "-m", "services.cli", "--log-level", args.log_level, "serve", name]
+        if not SERVICES[name].response_path and args.background_nice:
+            command += ["--nice", str(args.background_nice)]
         children[name] = subprocess.Popen(
             [*command, "--host", args.host, "--port", str(ports[name])],
             env={**PROCESS_DEFAULTS, **os.environ, **env},
             preexec_fn=_die_with_parent,
         )
-        say(f"{name} on http://{args.host}:{ports[name]}  (process {children[name].pid}; docs: /docs)")
+        lowered = (
+            f"; CPU priority lowered by {args.background_nice}, off the response path" if "--nice" in command else ""
+        )
+        say(f"{name} on http://{args.host}:{ports[name]}  (process {children[name].pid}; docs: /docs{lowered})")
     say(f"embedded mode: data in {data_dir}; a process per service; Ctrl-C stops")
     stopping = False
 
@@ -211,9 +216,27 @@ def _up_in_processes(
     return 0 if stopping else 1
 
 
+def _niceness(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else -1
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a niceness from 0 (unchanged) to 19 (lowest priority)")
+    return value
+
+
+def _lower_priority(by: int) -> None:
+    """Lower this process's CPU priority by ``by``. On Linux a niceness is a thread's: threads started later take
+    the main thread's over, and those already running (a native library's pool, started on import) are set here."""
+    value = os.nice(by)
+    for task in Path("/proc/self/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            os.setpriority(os.PRIO_PROCESS, int(task.name), value)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """One service, as configured by its environment (distributed mode)."""
     spec = SERVICES[args.service]
+    if args.nice:
+        _lower_priority(args.nice)
     settings = spec.make_settings()
     if args.migrate:
         migrate(spec, settings.database_url)
@@ -335,6 +358,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--one-process", action="store_true", help="the three services in this one process (less memory, one core)"
     )
+    up.add_argument(
+        "--background-nice",
+        type=_niceness,
+        default=10,
+        metavar="N",
+        help="run the services off the response path (evaluation) at this lower CPU priority, 0-19, so that under "
+        "full load reports are judged and assigned first and evaluation catches up in the gaps (default: 10; "
+        "0: the same priority as the others)",
+    )
     up.set_defaults(run=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service (configured by JIESU_<SERVICE>_* variables)")
@@ -342,6 +374,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument(
+        "--nice",
+        type=_niceness,
+        default=0,
+        metavar="N",
+        help="lower this process's CPU priority by N (0-19), for a service off the response path sharing cores "
+        "with those on it (default: 0)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     relay = sub.add_parser("relay", help="run one service's outbox relay")

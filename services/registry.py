@@ -30,6 +30,9 @@ class ServiceSpec:
     settings: type[ServiceSettings]
     create_app: Callable[..., FastAPI]
     migrations: Path
+    # On the path from a report's arrival to its assignment (intake, dispatch); evaluation follows the cases and
+    # may lag under full load without any report waiting on it.
+    response_path: bool = True
 
     def make_settings(self, **overrides: Any) -> ServiceSettings:
         """Settings from the environment, with explicit overrides on top."""
@@ -39,5 +42,5 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     "intake": ServiceSpec("intake", 8001, IntakeSettings, create_intake, INTAKE_MIGRATIONS),
     "dispatch": ServiceSpec("dispatch", 8002, DispatchSettings, create_dispatch, DISPATCH_MIGRATIONS),
-    "evaluation": ServiceSpec("evaluation", 8003, EvaluationSettings, create_evaluation, EVALUATION_MIGRATIONS),
+    "evaluation": ServiceSpec("evaluation", 8003, EvaluationSettings, create_evaluation, EVALUATION_MIGRATIONS, False),
 }
