@@ -23,7 +23,7 @@ from services.dispatch.schemas import (
     TaskReportCreate,
 )
 from shared import topics
-from shared.consumer import ConsumerSpec, Handler
+from shared.consumer import GATHER_OFF_PATH, ConsumerSpec, Handler
 from shared.db import flush_buffer, write_buffer
 from shared.events import CloudEvent
 from shared.outbox import add_event
@@ -127,6 +127,7 @@ def consumer_specs(namespace: str, ctx: DispatchContext) -> list[ConsumerSpec]:
             group=f"{namespace}jiesu-dispatch-verdicts",
             topics=[topics.named(namespace, topics.VERDICTS)],
             handlers=verdicts,
+            gather=GATHER_OFF_PATH,  # call-back verdicts reopen or close cases that are done already
         ),
         ConsumerSpec(
             group=f"{namespace}jiesu-dispatch-responses",

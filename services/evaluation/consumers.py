@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.evaluation import chunk, service
 from services.evaluation.settings import DEFAULT_CELL_M
 from shared import topics
-from shared.consumer import ConsumerSpec, Handler
+from shared.consumer import GATHER_OFF_PATH, ConsumerSpec, Handler
 from shared.events import CloudEvent
 
 # Events applied per transaction: a whole fetch (the consumer loop fetches up to 200). A chunk's cost is mostly per
@@ -83,6 +83,7 @@ def consumer_specs(namespace: str, tz: ZoneInfo, *, cell_m: float = DEFAULT_CELL
             fallback=status,
             prepare=chunk.prepare,
             batch=CHUNK,
+            gather=GATHER_OFF_PATH,
         ),
         ConsumerSpec(
             group=f"{namespace}jiesu-evaluation-reports",
@@ -90,5 +91,6 @@ def consumer_specs(namespace: str, tz: ZoneInfo, *, cell_m: float = DEFAULT_CELL
             handlers=reports,
             prepare=chunk.prepare,
             batch=CHUNK,
+            gather=GATHER_OFF_PATH,
         ),
     ]

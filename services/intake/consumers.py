@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.service import follow_case_status
 from shared import topics
-from shared.consumer import ConsumerSpec
+from shared.consumer import GATHER_OFF_PATH, ConsumerSpec
 from shared.events import CloudEvent
 
 
@@ -37,5 +37,6 @@ def consumer_specs(namespace: str) -> list[ConsumerSpec]:
             topics=[topics.named(namespace, topics.CASES)],
             handlers={},
             fallback=on_case_event,
+            gather=GATHER_OFF_PATH,  # a report's mirrored status may lag a tenth of a second
         )
     ]

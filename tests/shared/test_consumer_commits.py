@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -128,3 +128,47 @@ async def test_stopping_commits_what_was_applied_and_a_restart_reads_on_from_the
     again.set()
     await second
     assert applied == list(range(25)), "nothing re-read after the restart"
+
+
+async def test_a_consumer_off_the_response_path_gathers_a_trickle_into_fuller_chunks(
+    setting: tuple[EmbeddedBus, AsyncEngine],
+) -> None:
+    bus, engine = setting
+
+    async def chunks_for(topic: str, gather: float) -> list[int]:
+        """Publish 40 events 10 ms apart on a topic of their own; the sizes of the chunks a consumer applied."""
+        sizes: list[int] = []
+        applied: list[int] = []
+
+        async def handler(session: AsyncSession, event: CloudEvent) -> None:
+            applied.append(event.data["n"])
+
+        async def prepare(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+            sizes.append(len(events))
+
+        spec = ConsumerSpec(group=topic, handlers={"t.v1": handler}, topics=[topic], prepare=prepare, gather=gather)
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(
+            run_consumer(bus, spec, sessions=session_factory(engine), tables=messaging, stop=stop)
+        )
+        try:
+            for n in range(40):
+                event = CloudEvent(type="t.v1", source="/t", subject=f"c{n}", data={"n": n})
+                await bus.publish([OutgoingMessage(topic=topic, key=f"c{n}", event=event)])
+                await asyncio.sleep(0.01)
+
+            async def all_applied() -> bool:
+                return len(applied) == 40
+
+            await eventually(all_applied, what=f"the consumer of {topic} to apply the 40 events")
+        finally:
+            stop.set()
+            await consuming
+        assert applied == list(range(40)), "each event once, in order"
+        return sizes
+
+    eager = await chunks_for("trickle-eager", gather=0.0)
+    gathering = await chunks_for("trickle-gathering", gather=0.2)
+    # Without gathering the trickle is applied as it comes; a consumer that gathers waits for fuller chunks.
+    assert len(gathering) <= 8, gathering
+    assert len(eager) > 2 * len(gathering), (eager, gathering)
