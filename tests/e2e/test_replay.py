@@ -52,27 +52,38 @@ def rewind(var: Path) -> int:
         return db.execute("delete from bus_offsets").rowcount
 
 
+async def read_to_the_end(var: Path, *, what: str) -> None:
+    """Wait until every consumer group has applied (and committed) every message the bus holds."""
+
+    def caught_up() -> bool:
+        with sqlite3.connect(var / "bus.db") as db:
+            last = dict(db.execute("select topic, max(position) from bus_messages group by topic"))
+            done = db.execute("select topic, min(position) from bus_offsets group by topic").fetchall()
+        return bool(done) and all(last.get(topic) == position for topic, position in done)
+
+    async def read() -> bool:
+        return await asyncio.to_thread(caught_up)
+
+    await eventually(read, timeout=60, what=what)
+
+
+async def settled(stack: Stack, var: Path, ids: list[str]) -> dict[str, Any]:
+    """The snapshot once every service has applied every event (evaluation may trail the case's status)."""
+    await read_to_the_end(var, what="every group to read its topics to the end")
+    return await snapshot(stack, ids)
+
+
 async def replayed(var: Path, ids: list[str], **settings: Any) -> dict[str, Any]:
     """Start the services on a rewound bus, wait until every group has read everything again, snapshot them."""
     async with embedded_stack(var, timers=False, **settings) as stack:
-
-        def caught_up() -> bool:
-            with sqlite3.connect(var / "bus.db") as db:
-                last = dict(db.execute("select topic, max(position) from bus_messages group by topic"))
-                done = db.execute("select topic, min(position) from bus_offsets group by topic").fetchall()
-            return bool(done) and all(last.get(topic) == position for topic, position in done)
-
-        async def read_again() -> bool:
-            return await asyncio.to_thread(caught_up)
-
-        await eventually(read_again, timeout=60, what="every group to re-read its topics")
+        await read_to_the_end(var, what="every group to re-read its topics")
         return await snapshot(stack, ids)
 
 
 async def test_replaying_every_topic_from_the_start_changes_nothing(tmp_path: Path) -> None:
     async with embedded_stack(tmp_path, timers=False) as stack:
         ids = await journey(stack)
-        before = await snapshot(stack, ids)
+        before = await settled(stack, tmp_path, ids)
     emitted = await asyncio.to_thread(outbox_rows, tmp_path)
 
     assert await asyncio.to_thread(rewind, tmp_path) >= 4
@@ -98,7 +109,7 @@ async def test_after_housekeeping_a_replay_still_changes_nothing(tmp_path: Path)
     keep_bus = {"keep_bus_days": 0}  # the bus keeps every message, so every inbox row must stay too
     async with embedded_stack(tmp_path, timers=False, **keep_bus) as stack:
         ids = await journey(stack)
-        before = await snapshot(stack, ids)
+        before = await settled(stack, tmp_path, ids)
     await asyncio.to_thread(age, tmp_path, timedelta(days=40))
 
     async with embedded_stack(tmp_path, timers=False, **keep_bus) as stack:
