@@ -365,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run the services off the response path (evaluation) at this lower CPU priority, 0-19, so that under "
         "full load reports are judged and assigned first and evaluation catches up in the gaps (default: 10; "
-        "0: the same priority as the others)",
+        "0: the same priority as the others; not with --one-process, whose services share one process)",
     )
     up.set_defaults(run=cmd_up)
 

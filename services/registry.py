@@ -42,5 +42,7 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     "intake": ServiceSpec("intake", 8001, IntakeSettings, create_intake, INTAKE_MIGRATIONS),
     "dispatch": ServiceSpec("dispatch", 8002, DispatchSettings, create_dispatch, DISPATCH_MIGRATIONS),
-    "evaluation": ServiceSpec("evaluation", 8003, EvaluationSettings, create_evaluation, EVALUATION_MIGRATIONS, False),
+    "evaluation": ServiceSpec(
+        "evaluation", 8003, EvaluationSettings, create_evaluation, EVALUATION_MIGRATIONS, response_path=False
+    ),
 }
