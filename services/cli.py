@@ -175,17 +175,14 @@ def _up_in_processes(
     for name in SERVICES:
         env = {f"JIESU_{name.upper()}_{key.upper()}": str(value) for key, value in overrides[name].items()}
         env["JIESU_AUTH_DATABASE_URL"] = auth.database_url
+        nice = 0 if SERVICES[name].response_path else args.background_nice
         command = [sys.executable, "-m", "services.cli", "--log-level", args.log_level, "serve", name]
-        if not SERVICES[name].response_path and args.background_nice:
-            command += ["--nice", str(args.background_nice)]
         children[name] = subprocess.Popen(
-            [*command, "--host", args.host, "--port", str(ports[name])],
+            [*command, "--host", args.host, "--port", str(ports[name]), "--nice", str(nice)],
             env={**PROCESS_DEFAULTS, **os.environ, **env},
             preexec_fn=_die_with_parent,
         )
-        lowered = (
-            f"; CPU priority lowered by {args.background_nice}, off the response path" if "--nice" in command else ""
-        )
+        lowered = f"; CPU priority lowered by {nice}, off the response path" if nice else ""
         say(f"{name} on http://{args.host}:{ports[name]}  (process {children[name].pid}; docs: /docs{lowered})")
     say(f"embedded mode: data in {data_dir}; a process per service; Ctrl-C stops")
     stopping = False
@@ -217,7 +214,10 @@ def _up_in_processes(
 
 
 def _niceness(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else -1
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if not 0 <= value <= 19:
         raise argparse.ArgumentTypeError(f"{text!r} is not a niceness from 0 (unchanged) to 19 (lowest priority)")
     return value
