@@ -52,8 +52,9 @@ def rewind(var: Path) -> int:
         return db.execute("delete from bus_offsets").rowcount
 
 
-async def read_to_the_end(var: Path, *, what: str) -> None:
-    """Wait until every consumer group has applied (and committed) every message the bus holds."""
+async def settled(stack: Stack, var: Path, ids: list[str]) -> dict[str, Any]:
+    """The snapshot once every consumer group has applied (and committed) every message the bus holds: evaluation
+    may trail a case's status."""
 
     def caught_up() -> bool:
         with sqlite3.connect(var / "bus.db") as db:
@@ -64,20 +65,14 @@ async def read_to_the_end(var: Path, *, what: str) -> None:
     async def read() -> bool:
         return await asyncio.to_thread(caught_up)
 
-    await eventually(read, timeout=60, what=what)
-
-
-async def settled(stack: Stack, var: Path, ids: list[str]) -> dict[str, Any]:
-    """The snapshot once every service has applied every event (evaluation may trail the case's status)."""
-    await read_to_the_end(var, what="every group to read its topics to the end")
+    await eventually(read, timeout=60, what="every group to read its topics to the end")
     return await snapshot(stack, ids)
 
 
 async def replayed(var: Path, ids: list[str], **settings: Any) -> dict[str, Any]:
     """Start the services on a rewound bus, wait until every group has read everything again, snapshot them."""
     async with embedded_stack(var, timers=False, **settings) as stack:
-        await read_to_the_end(var, what="every group to re-read its topics")
-        return await snapshot(stack, ids)
+        return await settled(stack, var, ids)
 
 
 async def test_replaying_every_topic_from_the_start_changes_nothing(tmp_path: Path) -> None:
